@@ -1,0 +1,33 @@
+//! `ganger check`: parse the Procfile and say what it defines.
+
+use std::io::Write;
+
+use crate::config::App;
+use crate::error::{Error, Result};
+use crate::formation;
+
+/// Prints `valid procfile detected (web, worker)`; with `show_plan`, also every
+/// instance that `start` would run with its PORT.
+pub fn check(app: &App, show_plan: bool) -> Result<i32> {
+    let mut out = String::new();
+    out.push_str(&format!("valid procfile detected ({})\n", app.procfile.names()));
+    if show_plan {
+        let plan = app.plan(&[])?;
+        let width = plan.iter().map(|i| i.ps().len()).max().unwrap_or(0);
+        for inst in &plan {
+            out.push_str(&format!(
+                "  {:width$}  PORT={}  {}\n",
+                inst.ps(),
+                inst.port,
+                inst.command
+            ));
+        }
+        for (a, b, port) in formation::port_collisions(&plan) {
+            out.push_str(&format!("warning: {a} and {b} would both get PORT={port}\n"));
+        }
+    }
+    std::io::stdout()
+        .write_all(out.as_bytes())
+        .map_err(|e| Error::os("cannot write to stdout", e))?;
+    Ok(0)
+}

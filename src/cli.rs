@@ -1,0 +1,158 @@
+//! The command line: clap derive types and nothing else.
+//!
+//! Every flag can also come from `GANGER_<FLAG>`; a flag on the command line wins.
+//! Flags shared by several commands are global, so `ganger -f P start` and
+//! `ganger start -f P` mean the same.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+/// Run a Procfile-based application: start its processes, relay their output,
+/// and stop them all cleanly.
+#[derive(Debug, Parser)]
+#[command(name = "ganger", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub app: AppArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the app lives and how it is shaped; shared by every command.
+#[derive(Debug, Clone, Args)]
+pub struct AppArgs {
+    /// The Procfile [default: Procfile in the root]
+    #[arg(short = 'f', long = "procfile", env = "GANGER_PROCFILE", global = true, value_name = "PATH")]
+    pub procfile: Option<PathBuf>,
+
+    /// Working directory of every process [default: the Procfile's directory]
+    #[arg(short = 'd', long = "root", env = "GANGER_ROOT", global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// Comma-separated dotenv files, later ones override earlier ones [default: .env in the root, if it exists]
+    #[arg(
+        short = 'e',
+        long = "env",
+        env = "GANGER_ENV",
+        global = true,
+        value_name = "PATHS",
+        value_delimiter = ','
+    )]
+    pub env: Vec<PathBuf>,
+
+    /// Instances per process type: all=N,web=2,worker=0 [default: all=1]
+    #[arg(short = 'm', long = "formation", env = "GANGER_FORMATION", global = true, value_name = "SPEC")]
+    pub formation: Option<String>,
+
+    /// Base port: type i, instance n gets PORT = base + 100*i + (n-1) [default: $PORT, else 5000]
+    #[arg(short = 'p', long = "port", env = "GANGER_PORT", global = true, value_name = "N")]
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start every process type (or only the named ones) and supervise them
+    #[command(after_help = "Examples:\n  ganger start\n  ganger start -m web=2,worker=3\n  ganger start web -f Procfile.dev -e .env,.env.local")]
+    Start(StartArgs),
+
+    /// Run one command with the app's environment; a Procfile name runs that entry
+    #[command(after_help = "Examples:\n  ganger run rake db:migrate\n  ganger run web\n  ganger run bash")]
+    Run(RunArgs),
+
+    /// Parse the Procfile and list the processes it defines
+    #[command(after_help = "Examples:\n  ganger check\n  ganger check -m all=2 -p 3000   # also list every instance and its PORT")]
+    Check,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StartArgs {
+    /// Process types to start [default: all]
+    #[arg(value_name = "NAME")]
+    pub processes: Vec<String>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// Seconds between the stop signal and SIGKILL (fractions allowed)
+    #[arg(short = 't', long, env = "GANGER_TIMEOUT", value_name = "SECS", default_value = "5", value_parser = parse_timeout)]
+    pub timeout: Duration,
+}
+
+/// How the merged output stream looks.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Drop the HH:MM:SS column
+    #[arg(long, env = "GANGER_NO_TIMESTAMP", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub no_timestamp: bool,
+
+    /// Color the prefixes: auto = only on a terminal with NO_COLOR unset (FORCE_COLOR forces it)
+    #[arg(long, env = "GANGER_COLOR", value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// text: `HH:MM:SS web.1 | line`; json: one JSON object per line
+    #[arg(long, env = "GANGER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The command and its arguments, or the name of a Procfile entry
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+fn parse_timeout(value: &str) -> Result<Duration, String> {
+    let secs: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{value}` is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("`{value}` is not a number of seconds of 0 or more"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout("2.5"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_timeout("0"), Ok(Duration::ZERO));
+        assert!(parse_timeout("-1").is_err());
+        assert!(parse_timeout("inf").is_err());
+        assert!(parse_timeout("NaN").is_err());
+        assert!(parse_timeout("soon").is_err());
+    }
+
+    #[test]
+    fn run_takes_everything_after_the_command() {
+        let cli = Cli::try_parse_from(["ganger", "-f", "P", "run", "ls", "-f", "-la", "--", "x"]).expect("parse");
+        assert_eq!(cli.app.procfile, Some(PathBuf::from("P")));
+        let Command::Run(run) = cli.command else { panic!("not run") };
+        assert_eq!(run.command, ["ls", "-f", "-la", "--", "x"]);
+    }
+}

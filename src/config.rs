@@ -1,0 +1,136 @@
+//! From flags to a loaded application: paths resolved, Procfile parsed, dotenv
+//! files read, formation checked. Every command starts here.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::AppArgs;
+use crate::env::AppEnv;
+use crate::error::{Error, Result};
+use crate::formation::{self, Formation, Instance};
+use crate::procfile::Procfile;
+
+/// The default base port when neither `-p` nor `$PORT` gives one.
+pub const DEFAULT_PORT: u16 = 5000;
+
+/// Everything a command needs to know about the application.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub procfile: Procfile,
+    /// Working directory of every process.
+    pub root: PathBuf,
+    pub env: AppEnv,
+    pub formation: Formation,
+    pub base_port: u16,
+}
+
+/// The Procfile path and root the flags point at.
+#[must_use]
+pub fn paths(args: &AppArgs) -> (PathBuf, PathBuf) {
+    match (&args.procfile, &args.root) {
+        (Some(procfile), Some(root)) => (procfile.clone(), root.clone()),
+        (Some(procfile), None) => {
+            let root = match procfile.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            (procfile.clone(), root)
+        }
+        (None, Some(root)) => (root.join("Procfile"), root.clone()),
+        (None, None) => (PathBuf::from("Procfile"), PathBuf::from(".")),
+    }
+}
+
+/// The base port: `-p`/`GANGER_PORT`, else `$PORT`, else 5000.
+pub fn base_port(args: &AppArgs) -> Result<u16> {
+    if let Some(port) = args.port {
+        return Ok(port);
+    }
+    match std::env::var("PORT") {
+        Ok(value) if !value.trim().is_empty() => value
+            .trim()
+            .parse()
+            .map_err(|_| Error::PortEnv { var: "PORT", value }),
+        _ => Ok(DEFAULT_PORT),
+    }
+}
+
+/// The dotenv files to read, and whether they must exist.
+fn env_files(args: &AppArgs, root: &Path) -> (Vec<PathBuf>, bool) {
+    if args.env.is_empty() {
+        (vec![root.join(".env")], false)
+    } else {
+        (args.env.clone(), true)
+    }
+}
+
+impl App {
+    /// Loads the application the flags describe. The Procfile must exist.
+    pub fn load(args: &AppArgs) -> Result<Self> {
+        let (procfile_path, root) = paths(args);
+        let procfile = Procfile::load(&procfile_path)?;
+        Self::with_procfile(args, procfile, root)
+    }
+
+    /// Like [`App::load`], but a missing default Procfile is not an error
+    /// (`ganger run` works in any directory); a named one still must exist.
+    pub fn load_optional_procfile(args: &AppArgs) -> Result<(AppEnv, Option<Self>)> {
+        let (procfile_path, root) = paths(args);
+        match Procfile::load(&procfile_path) {
+            Ok(procfile) => {
+                let app = Self::with_procfile(args, procfile, root)?;
+                Ok((app.env.clone(), Some(app)))
+            }
+            Err(Error::ProcfileMissing { .. }) if args.procfile.is_none() => {
+                let (files, required) = env_files(args, &root);
+                Ok((AppEnv::load(&files, required)?, None))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn with_procfile(args: &AppArgs, procfile: Procfile, root: PathBuf) -> Result<Self> {
+        let formation = match &args.formation {
+            Some(spec) => Formation::parse(spec)?,
+            None => Formation::default(),
+        };
+        formation.check_names(&procfile)?;
+        let (files, required) = env_files(args, &root);
+        let env = AppEnv::load(&files, required)?;
+        Ok(App {
+            procfile,
+            root,
+            env,
+            formation,
+            base_port: base_port(args)?,
+        })
+    }
+
+    /// The instances to run for the named types (all types when `only` is empty).
+    pub fn plan(&self, only: &[String]) -> Result<Vec<Instance>> {
+        formation::plan(&self.procfile, &self.formation, self.base_port, only)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(procfile: Option<&str>, root: Option<&str>) -> AppArgs {
+        AppArgs {
+            procfile: procfile.map(PathBuf::from),
+            root: root.map(PathBuf::from),
+            env: vec![],
+            formation: None,
+            port: None,
+        }
+    }
+
+    #[test]
+    fn root_follows_the_procfile_and_procfile_follows_the_root() {
+        assert_eq!(paths(&args(None, None)), ("Procfile".into(), ".".into()));
+        assert_eq!(paths(&args(Some("app/Procfile.dev"), None)), ("app/Procfile.dev".into(), "app".into()));
+        assert_eq!(paths(&args(Some("Procfile.dev"), None)), ("Procfile.dev".into(), ".".into()));
+        assert_eq!(paths(&args(None, Some("srv"))), ("srv/Procfile".into(), "srv".into()));
+        assert_eq!(paths(&args(Some("a/P"), Some("b"))), ("a/P".into(), "b".into()));
+    }
+}

@@ -1,0 +1,202 @@
+//! Dotenv files in, the application's environment out.
+//!
+//! Files are read with dotenvy's iterator API (never `set_var`: ganger does not
+//! touch its own environment). Later files override earlier ones, and the
+//! inherited environment overrides them all. Each child gets the explicit map that
+//! [`AppEnv::for_child`] builds.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Variables read from the dotenv files, in precedence order already applied
+/// between the files (later wins).
+#[derive(Debug, Clone, Default)]
+pub struct AppEnv {
+    pub files: BTreeMap<String, String>,
+}
+
+impl AppEnv {
+    /// Loads `paths` in order. A missing file is an error only if `required`.
+    pub fn load(paths: &[PathBuf], required: bool) -> Result<Self> {
+        let mut files = BTreeMap::new();
+        for path in paths {
+            let text = match std::fs::read(path) {
+                Ok(bytes) => String::from_utf8(bytes).map_err(|e| Error::NotUtf8 {
+                    path: path.clone(),
+                    line: 1 + memchr::memchr_iter(b'\n', &e.as_bytes()[..e.utf8_error().valid_up_to()])
+                        .count(),
+                })?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if required {
+                        return Err(Error::EnvMissing { path: path.clone() });
+                    }
+                    continue;
+                }
+                Err(source) => {
+                    return Err(Error::Read {
+                        path: path.clone(),
+                        source,
+                    });
+                }
+            };
+            for (key, value) in parse(path, &text)? {
+                files.insert(key, value);
+            }
+        }
+        Ok(AppEnv { files })
+    }
+
+    /// The values the app's own variables take once the inherited environment
+    /// has had its say: the keys of the dotenv files, each with the value a child
+    /// would see. Used by `export`, which must not copy the whole shell environment.
+    #[must_use]
+    pub fn resolved(&self) -> BTreeMap<String, String> {
+        self.files
+            .iter()
+            .map(|(k, v)| {
+                let value = std::env::var(k).unwrap_or_else(|_| v.clone());
+                (k.clone(), value)
+            })
+            .collect()
+    }
+
+    /// The full environment of one child: dotenv values, overridden by the
+    /// inherited environment, then `extra` (PORT, PS), which always wins.
+    #[must_use]
+    pub fn for_child(&self, extra: &[(&str, String)]) -> Vec<(OsString, OsString)> {
+        let mut map: BTreeMap<OsString, OsString> = self
+            .files
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect();
+        map.extend(std::env::vars_os());
+        for (k, v) in extra {
+            map.insert(OsString::from(k), OsString::from(v));
+        }
+        map.into_iter().collect()
+    }
+}
+
+/// Parses one dotenv file's text. Errors name `path` and the line.
+pub fn parse(path: &Path, text: &str) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
+        match item {
+            Ok(pair) => out.push(pair),
+            Err(dotenvy::Error::LineParse(bad, _)) => {
+                let line = line_of(text, &bad);
+                let shown = bad.lines().next().unwrap_or("").to_string();
+                return Err(Error::EnvSyntax {
+                    path: path.to_path_buf(),
+                    line,
+                    text: shown,
+                });
+            }
+            Err(other) => {
+                return Err(Error::EnvSyntax {
+                    path: path.to_path_buf(),
+                    line: 0,
+                    text: other.to_string(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The 1-based line on which `fragment` (the text dotenvy rejected) starts.
+fn line_of(text: &str, fragment: &str) -> usize {
+    let first = fragment.lines().next().unwrap_or("");
+    text.split('\n')
+        .map(|line| line.strip_suffix('\r').unwrap_or(line))
+        .position(|line| if first.is_empty() { line.is_empty() } else { line.starts_with(first) })
+        .map_or(1, |index| index + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parsed(text: &str) -> Vec<(String, String)> {
+        parse(Path::new(".env"), text).expect("valid env")
+    }
+
+    #[test]
+    fn dotenv_syntax() {
+        let text = "# c\nA=1\nexport B=two words\nC=\"q \\\"x\\\" \\n y\"\nD='lit $A'\nE=${A}-x\nF= # empty\n";
+        let map: BTreeMap<_, _> = parsed(text).into_iter().collect();
+        assert_eq!(map["A"], "1");
+        assert_eq!(map["B"], "two words");
+        assert_eq!(map["C"], "q \"x\" \n y");
+        assert_eq!(map["D"], "lit $A");
+        assert_eq!(map["E"], "1-x");
+        assert_eq!(map["F"], "");
+    }
+
+    #[test]
+    fn syntax_error_names_file_and_line() {
+        let msg = parse(Path::new("a/.env"), "A=1\n\n# x\nB C D\n")
+            .expect_err("bad")
+            .to_string();
+        assert!(msg.starts_with("a/.env:4:"), "{msg}");
+        assert!(msg.contains("B C D"), "{msg}");
+    }
+
+    #[test]
+    fn unterminated_quote_names_its_line() {
+        let msg = parse(Path::new(".env"), "A=1\nB=\"open\nC=2\n")
+            .expect_err("bad")
+            .to_string();
+        assert!(msg.starts_with(".env:2:"), "{msg}");
+    }
+
+    #[test]
+    fn later_files_override_earlier_and_missing_named_file_fails() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = dir.path().join("a.env");
+        let b = dir.path().join("b.env");
+        std::fs::write(&a, "GANGER_T_X=a\nGANGER_T_Y=a\n").expect("write");
+        std::fs::write(&b, "GANGER_T_Y=b\n").expect("write");
+        let env = AppEnv::load(&[a.clone(), b.clone()], true).expect("load");
+        assert_eq!(env.files["GANGER_T_X"], "a");
+        assert_eq!(env.files["GANGER_T_Y"], "b");
+
+        let missing = dir.path().join("nope.env");
+        let msg = AppEnv::load(&[a.clone(), missing.clone()], true)
+            .expect_err("missing")
+            .to_string();
+        assert!(msg.contains("nope.env"), "{msg}");
+        assert!(AppEnv::load(&[missing], false).expect("optional").files.is_empty());
+    }
+
+    #[test]
+    fn inherited_environment_wins_and_extra_wins_over_all() {
+        let mut env = AppEnv::default();
+        env.files.insert("PATH".into(), "/from/dotenv".into());
+        env.files.insert("GANGER_T_ONLY_FILE".into(), "f".into());
+        env.files.insert("PORT".into(), "1".into());
+        let child: BTreeMap<_, _> = env
+            .for_child(&[("PORT", "5000".into())])
+            .into_iter()
+            .collect();
+        assert_eq!(child[&OsString::from("PATH")], std::env::var_os("PATH").expect("PATH"));
+        assert_eq!(child[&OsString::from("GANGER_T_ONLY_FILE")], "f");
+        assert_eq!(child[&OsString::from("PORT")], "5000");
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(text in "\\PC*") {
+            let _ = parse(Path::new(".env"), &text);
+        }
+
+        #[test]
+        fn never_panics_on_quote_soup(text in "([A-Z=\"'\\\\$#{} \n]|export ){0,60}") {
+            let _ = parse(Path::new(".env"), &text);
+        }
+    }
+}

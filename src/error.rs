@@ -1,0 +1,127 @@
+//! The one error type for everything a user can get wrong or the OS can refuse.
+//!
+//! Messages are lowercase, name the file, line or flag involved, and are printed
+//! once by `main`. Nothing here prints; nothing here decides control flow beyond
+//! [`Error::exit_code`].
+
+use std::io;
+use std::path::PathBuf;
+
+/// A failure that ends the command with a message and a non-zero status.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no Procfile at {path} (use -f to pick another, or -d to choose the root)")]
+    ProcfileMissing { path: PathBuf },
+
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("{path}:{line}: {reason}\n  {line} | {text}")]
+    ProcfileLine {
+        path: PathBuf,
+        line: usize,
+        text: String,
+        reason: &'static str,
+    },
+
+    #[error(
+        "{path}:{second}: duplicate process name `{name}` (first defined on line {first})"
+    )]
+    ProcfileDuplicate {
+        path: PathBuf,
+        name: String,
+        first: usize,
+        second: usize,
+    },
+
+    #[error("{path}: the Procfile defines no processes")]
+    ProcfileEmpty { path: PathBuf },
+
+    #[error("{path}: not valid UTF-8 on line {line}")]
+    NotUtf8 { path: PathBuf, line: usize },
+
+    #[error("env file {path} does not exist (named by -e/--env)")]
+    EnvMissing { path: PathBuf },
+
+    #[error("{path}:{line}: cannot parse env entry\n  {line} | {text}")]
+    EnvSyntax {
+        path: PathBuf,
+        line: usize,
+        text: String,
+    },
+
+    #[error("invalid formation `{spec}`: {reason}")]
+    Formation { spec: String, reason: String },
+
+    #[error("unknown process `{name}`{hint} (the Procfile defines: {known})")]
+    UnknownProcess {
+        name: String,
+        hint: String,
+        known: String,
+    },
+
+    #[error("{ps} would get PORT={port}, past 65535 (lower the base port with -p)")]
+    PortRange { ps: String, port: u32 },
+
+    #[error("invalid base port `{value}` from ${var}: expected a number from 0 to 65535")]
+    PortEnv { var: &'static str, value: String },
+
+    #[error("nothing to start: the formation gives every selected process 0 instances")]
+    NothingToStart,
+
+    #[error("{0}: command not found")]
+    CommandNotFound(String),
+
+    #[error("{0}: permission denied (not executable)")]
+    NotExecutable(String),
+
+    #[error("{what}")]
+    Os {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// The process exit status this error ends ganger with.
+    ///
+    /// 127 and 126 follow the shell's convention for a command that is missing or
+    /// cannot be executed; every other failure is 1.
+    #[must_use]
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::CommandNotFound(_) => 127,
+            Error::NotExecutable(_) => 126,
+            _ => 1,
+        }
+    }
+
+    /// Wraps an OS error with a description of what ganger was doing.
+    pub fn os(what: impl Into<String>, source: io::Error) -> Self {
+        Error::Os {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The error and its causes, joined with `: `, for printing once.
+#[must_use]
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,287 @@
+//! Formation (`all=1,web=2,worker=0`), PORT numbering, and the list of instances.
+//!
+//! PORT follows foreman: the type at 0-based Procfile position `i`, instance `n`
+//! (1-based), gets `base + 100*i + (n-1)`, whether or not the other types run.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+use crate::procfile::Procfile;
+
+/// How many instances each type gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Formation {
+    /// The count for types the spec does not name (`all=N`, default 1).
+    pub default: usize,
+    pub counts: BTreeMap<String, usize>,
+}
+
+impl Default for Formation {
+    fn default() -> Self {
+        Formation {
+            default: 1,
+            counts: BTreeMap::new(),
+        }
+    }
+}
+
+impl Formation {
+    /// Parses a spec such as `all=2,web=1`. Names are checked against the
+    /// Procfile by [`Formation::check_names`].
+    pub fn parse(spec: &str) -> Result<Self> {
+        let error = |reason: String| Error::Formation {
+            spec: spec.to_string(),
+            reason,
+        };
+        let mut formation = Formation::default();
+        for item in spec.split(',').map(str::trim) {
+            if item.is_empty() {
+                return Err(error("empty item (expected NAME=COUNT)".into()));
+            }
+            let Some((name, count)) = item.split_once('=') else {
+                return Err(error(format!("`{item}` is not NAME=COUNT")));
+            };
+            let (name, count) = (name.trim(), count.trim());
+            if name.is_empty() {
+                return Err(error(format!("`{item}` has no process name")));
+            }
+            let count: usize = count.parse().map_err(|_| {
+                error(format!(
+                    "count `{count}` for `{name}` is not a whole number of 0 or more"
+                ))
+            })?;
+            if name == "all" {
+                formation.default = count;
+            } else {
+                formation.counts.insert(name.to_string(), count);
+            }
+        }
+        Ok(formation)
+    }
+
+    /// Errors if the formation names a type the Procfile lacks.
+    pub fn check_names(&self, procfile: &Procfile) -> Result<()> {
+        for name in self.counts.keys() {
+            if procfile.find(name).is_none() {
+                return Err(unknown_process(name, procfile));
+            }
+        }
+        Ok(())
+    }
+
+    #[must_use]
+    pub fn count(&self, name: &str) -> usize {
+        self.counts.get(name).copied().unwrap_or(self.default)
+    }
+}
+
+/// The error for a process name the Procfile does not define, with a suggestion.
+#[must_use]
+pub fn unknown_process(name: &str, procfile: &Procfile) -> Error {
+    let best = procfile
+        .entries
+        .iter()
+        .map(|e| (edit_distance(name, &e.name), &e.name))
+        .filter(|(d, n)| *d <= 2.max(n.len() / 3))
+        .min_by_key(|(d, _)| *d);
+    Error::UnknownProcess {
+        name: name.to_string(),
+        hint: best.map_or(String::new(), |(_, n)| format!(" (did you mean `{n}`?)")),
+        known: procfile.names(),
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// One instance to run: `web.2` on its port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// The process type's name.
+    pub name: String,
+    /// The type's 0-based position in the Procfile (PORT offset and color).
+    pub position: usize,
+    /// 1-based instance number.
+    pub number: usize,
+    pub port: u16,
+    pub command: String,
+}
+
+impl Instance {
+    /// `web.1`: the value of `PS` and the name in the output column.
+    #[must_use]
+    pub fn ps(&self) -> String {
+        format!("{}.{}", self.name, self.number)
+    }
+}
+
+/// The PORT of instance `number` (1-based) of the type at `position`.
+pub fn port_for(base: u16, position: usize, number: usize, ps: impl FnOnce() -> String) -> Result<u16> {
+    let port = u64::from(base) + 100 * position as u64 + (number as u64).saturating_sub(1);
+    u16::try_from(port).map_err(|_| Error::PortRange {
+        ps: ps(),
+        port: u32::try_from(port).unwrap_or(u32::MAX),
+    })
+}
+
+/// Every instance to start, in Procfile order, for the types in `only` (all
+/// types when empty). Errors on unknown names and ports past 65535.
+pub fn plan(
+    procfile: &Procfile,
+    formation: &Formation,
+    base: u16,
+    only: &[String],
+) -> Result<Vec<Instance>> {
+    formation.check_names(procfile)?;
+    for name in only {
+        if procfile.find(name).is_none() {
+            return Err(unknown_process(name, procfile));
+        }
+    }
+    let mut instances = Vec::new();
+    for (position, entry) in procfile.entries.iter().enumerate() {
+        if !only.is_empty() && !only.contains(&entry.name) {
+            continue;
+        }
+        for number in 1..=formation.count(&entry.name) {
+            let port = port_for(base, position, number, || format!("{}.{number}", entry.name))?;
+            instances.push(Instance {
+                name: entry.name.clone(),
+                position,
+                number,
+                port,
+                command: entry.command.clone(),
+            });
+        }
+    }
+    Ok(instances)
+}
+
+/// Pairs of instances that would share a PORT (possible with 100 or more
+/// instances of one type). Not an error: many processes ignore PORT.
+#[must_use]
+pub fn port_collisions(instances: &[Instance]) -> Vec<(String, String, u16)> {
+    let mut seen: BTreeMap<u16, &Instance> = BTreeMap::new();
+    let mut out = Vec::new();
+    for inst in instances {
+        if let Some(first) = seen.insert(inst.port, inst) {
+            out.push((first.ps(), inst.ps(), inst.port));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::procfile;
+    use proptest::prelude::*;
+    use std::path::Path;
+
+    fn pf() -> Procfile {
+        procfile::parse(Path::new("Procfile"), "web: w\nworker: k\nclock: c\n").expect("procfile")
+    }
+
+    fn ports(spec: &str, base: u16, only: &[&str]) -> Vec<(String, u16)> {
+        let only: Vec<String> = only.iter().map(|s| (*s).to_string()).collect();
+        plan(&pf(), &Formation::parse(spec).expect("spec"), base, &only)
+            .expect("plan")
+            .iter()
+            .map(|i| (i.ps(), i.port))
+            .collect()
+    }
+
+    #[test]
+    fn foreman_port_numbering() {
+        assert_eq!(
+            ports("all=1,web=2,clock=0", 5000, &[]),
+            vec![
+                ("web.1".into(), 5000),
+                ("web.2".into(), 5001),
+                ("worker.1".into(), 5100)
+            ]
+        );
+        assert_eq!(
+            ports("all=2", 3000, &["clock"]),
+            vec![("clock.1".into(), 3200), ("clock.2".into(), 3201)]
+        );
+    }
+
+    #[test]
+    fn all_sets_the_default_and_names_override_it_in_any_order() {
+        let f = Formation::parse("web=3, all=0").expect("spec");
+        assert_eq!((f.count("web"), f.count("worker")), (3, 0));
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        for (spec, needle) in [
+            ("web", "not NAME=COUNT"),
+            ("web=x", "`x`"),
+            ("web=-1", "`-1`"),
+            ("web=1,,worker=2", "empty item"),
+            ("=2", "no process name"),
+            ("", "empty item"),
+        ] {
+            let msg = Formation::parse(spec).expect_err(spec).to_string();
+            assert!(msg.contains(needle), "{spec}: {msg}");
+            assert!(msg.contains(&format!("`{spec}`")), "{spec}: {msg}");
+        }
+    }
+
+    #[test]
+    fn unknown_names_suggest_the_closest() {
+        let f = Formation::parse("wbe=2").expect("spec");
+        let msg = plan(&pf(), &f, 5000, &[]).expect_err("unknown").to_string();
+        assert!(msg.contains("unknown process `wbe`"), "{msg}");
+        assert!(msg.contains("did you mean `web`?"), "{msg}");
+        let msg = plan(&pf(), &Formation::default(), 5000, &["zzzzzz".into()])
+            .expect_err("unknown")
+            .to_string();
+        assert!(!msg.contains("did you mean"), "{msg}");
+        assert!(msg.contains("web, worker, clock"), "{msg}");
+    }
+
+    #[test]
+    fn ports_past_65535_are_an_error() {
+        let msg = plan(&pf(), &Formation::default(), 65400, &[])
+            .expect_err("too high")
+            .to_string();
+        assert!(msg.contains("worker.1 would get PORT=65500") || msg.contains("clock.1 would get PORT=65600"), "{msg}");
+        assert!(plan(&pf(), &Formation::default(), 65335, &[]).is_ok());
+        assert!(plan(&pf(), &Formation::default(), 65336, &[]).is_err());
+    }
+
+    #[test]
+    fn collisions_are_found() {
+        let p = plan(&pf(), &Formation::parse("web=101,worker=1").expect("spec"), 5000, &[]).expect("plan");
+        assert_eq!(port_collisions(&p), vec![("web.101".into(), "worker.1".into(), 5100)]);
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(spec in "\\PC*") {
+            let _ = Formation::parse(&spec);
+        }
+
+        #[test]
+        fn counts_round_trip(counts in proptest::collection::btree_map("[a-z]{1,6}", 0usize..1000, 1..6)) {
+            let spec: Vec<String> = counts.iter().map(|(n, c)| format!("{n}={c}")).collect();
+            let f = Formation::parse(&spec.join(",")).expect("valid spec");
+            let expected: BTreeMap<String, usize> = counts.into_iter().filter(|(n, _)| n != "all").collect();
+            prop_assert_eq!(f.counts, expected);
+        }
+    }
+}

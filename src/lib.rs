@@ -1,0 +1,39 @@
+//! ganger runs a Procfile-based application: it reads a Procfile and dotenv
+//! files, starts N instances of each process type, relays their output as one
+//! prefixed stream, and stops them all cleanly. It is a drop-in for foreman and
+//! safe as a container's PID 1.
+//!
+//! [`run`] is the whole program; `main` only parses arguments and maps the result
+//! to an exit status.
+
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod env;
+pub mod error;
+pub mod formation;
+pub mod os;
+pub mod procfile;
+pub mod run;
+
+use cli::{Cli, Command};
+use config::App;
+pub use error::{Error, Result};
+
+/// Runs one ganger command and returns the exit status it asks for.
+pub fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Check => {
+            let app = App::load(&cli.app)?;
+            let show_plan = cli.app.formation.is_some() || cli.app.port.is_some();
+            check::check(&app, show_plan)
+        }
+        Command::Run(args) => {
+            os::raise_nofile_limit();
+            let (env, app) = App::load_optional_procfile(&cli.app)?;
+            let root = config::paths(&cli.app).1;
+            run::run(app.as_ref(), &env, &root, &args.command, cli.app.port)
+        }
+        Command::Start(_) => todo!(),
+    }
+}

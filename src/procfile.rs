@@ -1,0 +1,274 @@
+//! The Procfile: `name: command` lines in, an ordered list of entries out.
+//!
+//! The grammar is `^([A-Za-z0-9_-]+):[ \t]*(.+)$`; blank lines and lines whose first
+//! non-blank character is `#` are skipped, and every other line is an error that
+//! names the file and line. Order matters: a type's position feeds PORT numbering
+//! and its color. This module reads text; it never runs anything.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// One process type of the Procfile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub name: String,
+    pub command: String,
+    /// 1-based line number in the Procfile.
+    pub line: usize,
+}
+
+/// A parsed Procfile: its path (as the user gave it) and its entries in file order.
+#[derive(Debug, Clone)]
+pub struct Procfile {
+    pub path: PathBuf,
+    pub entries: Vec<Entry>,
+}
+
+impl Procfile {
+    /// Reads and parses the Procfile at `path`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                Error::ProcfileMissing {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                Error::Read {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| Error::NotUtf8 {
+            path: path.to_path_buf(),
+            line: line_of_offset(e.as_bytes(), e.utf8_error().valid_up_to()),
+        })?;
+        parse(path, &text)
+    }
+
+    /// The entry called `name`, with its 0-based position.
+    #[must_use]
+    pub fn find(&self, name: &str) -> Option<(usize, &Entry)> {
+        self.entries.iter().enumerate().find(|(_, e)| e.name == name)
+    }
+
+    /// The names of every entry, comma separated, for messages.
+    #[must_use]
+    pub fn names(&self) -> String {
+        let names: Vec<&str> = self.entries.iter().map(|e| e.name.as_str()).collect();
+        names.join(", ")
+    }
+}
+
+impl fmt::Display for Procfile {
+    /// Writes the entries back in Procfile syntax.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for entry in &self.entries {
+            writeln!(f, "{}: {}", entry.name, entry.command)?;
+        }
+        Ok(())
+    }
+}
+
+fn line_of_offset(bytes: &[u8], offset: usize) -> usize {
+    1 + memchr::memchr_iter(b'\n', &bytes[..offset.min(bytes.len())]).count()
+}
+
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// Parses Procfile text; `path` is only used in messages.
+pub fn parse(path: &Path, text: &str) -> Result<Procfile> {
+    let mut entries: Vec<Entry> = Vec::new();
+    for (index, raw) in text.split('\n').enumerate() {
+        let line = index + 1;
+        let content = raw.strip_suffix('\r').unwrap_or(raw);
+        let trimmed = content.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let error = |reason| Error::ProcfileLine {
+            path: path.to_path_buf(),
+            line,
+            text: content.to_string(),
+            reason,
+        };
+        let name_len = content.bytes().take_while(|&b| is_name_byte(b)).count();
+        if name_len == 0 {
+            return Err(error(
+                "expected `name: command` (a name of letters, digits, `_` or `-`)",
+            ));
+        }
+        let Some(rest) = content[name_len..].strip_prefix(':') else {
+            return Err(error(
+                "expected `name: command` (a name of letters, digits, `_` or `-`, then `:`)",
+            ));
+        };
+        let command = rest.trim_matches(|c: char| c == ' ' || c == '\t');
+        if command.is_empty() {
+            return Err(error("the process has no command"));
+        }
+        let name = &content[..name_len];
+        if let Some(first) = entries.iter().find(|e| e.name == name) {
+            return Err(Error::ProcfileDuplicate {
+                path: path.to_path_buf(),
+                name: name.to_string(),
+                first: first.line,
+                second: line,
+            });
+        }
+        entries.push(Entry {
+            name: name.to_string(),
+            command: command.to_string(),
+            line,
+        });
+    }
+    if entries.is_empty() {
+        return Err(Error::ProcfileEmpty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(Procfile {
+        path: path.to_path_buf(),
+        entries,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn p(text: &str) -> Result<Procfile> {
+        parse(Path::new("Procfile"), text)
+    }
+
+    fn pairs(text: &str) -> Vec<(String, String, usize)> {
+        p(text)
+            .expect("valid procfile")
+            .entries
+            .into_iter()
+            .map(|e| (e.name, e.command, e.line))
+            .collect()
+    }
+
+    #[test]
+    fn parses_entries_in_order_with_lines() {
+        let text = "# comment\n\nweb: bundle exec puma -p $PORT\n  # indented comment\nworker:python3 w.py\nclock-1_x:\t echo hi  \n";
+        assert_eq!(
+            pairs(text),
+            vec![
+                ("web".into(), "bundle exec puma -p $PORT".into(), 3),
+                ("worker".into(), "python3 w.py".into(), 5),
+                ("clock-1_x".into(), "echo hi".into(), 6),
+            ]
+        );
+    }
+
+    #[test]
+    fn crlf_lines_work() {
+        assert_eq!(
+            pairs("web: a b\r\nworker: c\r\n"),
+            vec![("web".into(), "a b".into(), 1), ("worker".into(), "c".into(), 2)]
+        );
+    }
+
+    #[test]
+    fn command_keeps_inner_colons_and_hashes() {
+        assert_eq!(
+            pairs("web: echo a:b # not a comment"),
+            vec![("web".into(), "echo a:b # not a comment".into(), 1)]
+        );
+    }
+
+    #[test]
+    fn bad_line_names_file_line_and_text() {
+        let err = p("web: ok\nthis is not an entry\n").expect_err("invalid");
+        let msg = err.to_string();
+        assert!(msg.starts_with("Procfile:2: "), "{msg}");
+        assert!(msg.contains("this is not an entry"), "{msg}");
+    }
+
+    #[test]
+    fn name_with_invalid_character_is_an_error() {
+        let msg = p("web.1: x").expect_err("invalid").to_string();
+        assert!(msg.contains("Procfile:1:"), "{msg}");
+        let msg = p(" web: x").expect_err("leading blank").to_string();
+        assert!(msg.contains("Procfile:1:"), "{msg}");
+        let msg = p("web : x").expect_err("space before colon").to_string();
+        assert!(msg.contains("Procfile:1:"), "{msg}");
+    }
+
+    #[test]
+    fn empty_command_is_an_error() {
+        let msg = p("web:   \n").expect_err("empty").to_string();
+        assert!(msg.contains("Procfile:1: the process has no command"), "{msg}");
+    }
+
+    #[test]
+    fn duplicate_names_both_lines() {
+        let msg = p("web: a\nworker: b\nweb: c\n")
+            .expect_err("dup")
+            .to_string();
+        assert!(msg.contains("Procfile:3:"), "{msg}");
+        assert!(msg.contains("line 1"), "{msg}");
+        assert!(msg.contains("`web`"), "{msg}");
+    }
+
+    #[test]
+    fn empty_and_comment_only_files_are_errors() {
+        for text in ["", "\n\n", "# only a comment\n   \n"] {
+            let msg = p(text).expect_err("empty").to_string();
+            assert!(msg.contains("defines no processes"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn non_utf8_file_names_the_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("Procfile");
+        std::fs::write(&path, b"web: a\nworker: \xff\n").expect("write");
+        let msg = Procfile::load(&path).expect_err("not utf8").to_string();
+        assert!(msg.contains("not valid UTF-8 on line 2"), "{msg}");
+    }
+
+    #[test]
+    fn missing_file_says_where_it_looked() {
+        let msg = Procfile::load(Path::new("/nonexistent/Procfile"))
+            .expect_err("missing")
+            .to_string();
+        assert!(msg.contains("/nonexistent/Procfile"), "{msg}");
+        assert!(msg.contains("-f"), "{msg}");
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(text in "\\PC*") {
+            let _ = p(&text);
+        }
+
+        #[test]
+        fn never_panics_on_line_soup(text in "([a-z:# \t\r\n-]|web|: ){0,60}") {
+            let _ = p(&text);
+        }
+
+        #[test]
+        fn printed_entries_parse_back(
+            entries in proptest::collection::btree_map(
+                "[A-Za-z0-9_-]{1,12}",
+                "[^\\s#\\x00-\\x1f][^\\r\\n\\x00-\\x1f]{0,40}[^\\s\\x00-\\x1f]",
+                1..8,
+            )
+        ) {
+            let text: String = entries.iter().map(|(n, c)| format!("{n}: {c}\n")).collect();
+            let parsed = p(&text).expect("printed procfile parses");
+            let printed = parsed.to_string();
+            prop_assert_eq!(&printed, &text);
+            let again = p(&printed).expect("reparse");
+            prop_assert_eq!(again.entries, parsed.entries);
+        }
+    }
+}

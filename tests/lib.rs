@@ -1,0 +1,6 @@
+//! One integration-test binary: every test runs the real `ganger` on real processes.
+
+mod support;
+
+mod check;
+mod run;
