@@ -14,7 +14,12 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 /// Run a Procfile-based application: start its processes, relay their output,
 /// and stop them all cleanly.
 #[derive(Debug, Parser)]
-#[command(name = "ganger", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "ganger",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub app: AppArgs,
@@ -27,11 +32,23 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct AppArgs {
     /// The Procfile [default: Procfile in the root]
-    #[arg(short = 'f', long = "procfile", env = "GANGER_PROCFILE", global = true, value_name = "PATH")]
+    #[arg(
+        short = 'f',
+        long = "procfile",
+        env = "GANGER_PROCFILE",
+        global = true,
+        value_name = "PATH"
+    )]
     pub procfile: Option<PathBuf>,
 
     /// Working directory of every process [default: the Procfile's directory]
-    #[arg(short = 'd', long = "root", env = "GANGER_ROOT", global = true, value_name = "DIR")]
+    #[arg(
+        short = 'd',
+        long = "root",
+        env = "GANGER_ROOT",
+        global = true,
+        value_name = "DIR"
+    )]
     pub root: Option<PathBuf>,
 
     /// Comma-separated dotenv files, later ones override earlier ones [default: .env in the root, if it exists]
@@ -46,26 +63,44 @@ pub struct AppArgs {
     pub env: Vec<PathBuf>,
 
     /// Instances per process type: all=N,web=2,worker=0 [default: all=1]
-    #[arg(short = 'm', long = "formation", env = "GANGER_FORMATION", global = true, value_name = "SPEC")]
+    #[arg(
+        short = 'm',
+        long = "formation",
+        env = "GANGER_FORMATION",
+        global = true,
+        value_name = "SPEC"
+    )]
     pub formation: Option<String>,
 
     /// Base port: type i, instance n gets PORT = base + 100*i + (n-1) [default: $PORT, else 5000]
-    #[arg(short = 'p', long = "port", env = "GANGER_PORT", global = true, value_name = "N")]
+    #[arg(
+        short = 'p',
+        long = "port",
+        env = "GANGER_PORT",
+        global = true,
+        value_name = "N"
+    )]
     pub port: Option<u16>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start every process type (or only the named ones) and supervise them
-    #[command(after_help = "Examples:\n  ganger start\n  ganger start -m web=2,worker=3\n  ganger start web -f Procfile.dev -e .env,.env.local")]
+    #[command(
+        after_help = "Examples:\n  ganger start\n  ganger start -m web=2,worker=3\n  ganger start web -f Procfile.dev -e .env,.env.local"
+    )]
     Start(StartArgs),
 
     /// Run one command with the app's environment; a Procfile name runs that entry
-    #[command(after_help = "Examples:\n  ganger run rake db:migrate\n  ganger run web\n  ganger run bash")]
+    #[command(
+        after_help = "Examples:\n  ganger run rake db:migrate\n  ganger run web\n  ganger run bash"
+    )]
     Run(RunArgs),
 
     /// Parse the Procfile and list the processes it defines
-    #[command(after_help = "Examples:\n  ganger check\n  ganger check -m all=2 -p 3000   # also list every instance and its PORT")]
+    #[command(
+        after_help = "Examples:\n  ganger check\n  ganger check -m all=2 -p 3000   # also list every instance and its PORT"
+    )]
     Check,
 }
 
@@ -115,7 +150,12 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// The command and its arguments, or the name of a Procfile entry
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
     pub command: Vec<OsString>,
 }
 
@@ -150,9 +190,12 @@ mod tests {
 
     #[test]
     fn run_takes_everything_after_the_command() {
-        let cli = Cli::try_parse_from(["ganger", "-f", "P", "run", "ls", "-f", "-la", "--", "x"]).expect("parse");
+        let cli = Cli::try_parse_from(["ganger", "-f", "P", "run", "ls", "-f", "-la", "--", "x"])
+            .expect("parse");
         assert_eq!(cli.app.procfile, Some(PathBuf::from("P")));
-        let Command::Run(run) = cli.command else { panic!("not run") };
+        let Command::Run(run) = cli.command else {
+            panic!("not run")
+        };
         assert_eq!(run.command, ["ls", "-f", "-la", "--", "x"]);
     }
 }

@@ -26,8 +26,11 @@ impl AppEnv {
             let text = match std::fs::read(path) {
                 Ok(bytes) => String::from_utf8(bytes).map_err(|e| Error::NotUtf8 {
                     path: path.clone(),
-                    line: 1 + memchr::memchr_iter(b'\n', &e.as_bytes()[..e.utf8_error().valid_up_to()])
-                        .count(),
+                    line: 1 + memchr::memchr_iter(
+                        b'\n',
+                        &e.as_bytes()[..e.utf8_error().valid_up_to()],
+                    )
+                    .count(),
                 })?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     if required {
@@ -112,7 +115,13 @@ fn line_of(text: &str, fragment: &str) -> usize {
     let first = fragment.lines().next().unwrap_or("");
     text.split('\n')
         .map(|line| line.strip_suffix('\r').unwrap_or(line))
-        .position(|line| if first.is_empty() { line.is_empty() } else { line.starts_with(first) })
+        .position(|line| {
+            if first.is_empty() {
+                line.is_empty()
+            } else {
+                line.starts_with(first)
+            }
+        })
         .map_or(1, |index| index + 1)
 }
 
@@ -170,7 +179,12 @@ mod tests {
             .expect_err("missing")
             .to_string();
         assert!(msg.contains("nope.env"), "{msg}");
-        assert!(AppEnv::load(&[missing], false).expect("optional").files.is_empty());
+        assert!(
+            AppEnv::load(&[missing], false)
+                .expect("optional")
+                .files
+                .is_empty()
+        );
     }
 
     #[test]
@@ -183,7 +197,10 @@ mod tests {
             .for_child(&[("PORT", "5000".into())])
             .into_iter()
             .collect();
-        assert_eq!(child[&OsString::from("PATH")], std::env::var_os("PATH").expect("PATH"));
+        assert_eq!(
+            child[&OsString::from("PATH")],
+            std::env::var_os("PATH").expect("PATH")
+        );
         assert_eq!(child[&OsString::from("GANGER_T_ONLY_FILE")], "f");
         assert_eq!(child[&OsString::from("PORT")], "5000");
     }

@@ -28,9 +28,7 @@ pub enum Error {
         reason: &'static str,
     },
 
-    #[error(
-        "{path}:{second}: duplicate process name `{name}` (first defined on line {first})"
-    )]
+    #[error("{path}:{second}: duplicate process name `{name}` (first defined on line {first})")]
     ProcfileDuplicate {
         path: PathBuf,
         name: String,
@@ -109,7 +107,6 @@ impl Error {
         }
     }
 }
-
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -13,8 +13,14 @@ pub mod env;
 pub mod error;
 pub mod formation;
 pub mod os;
+pub mod output;
 pub mod procfile;
+pub mod reaper;
+pub mod relay;
 pub mod run;
+pub mod signals;
+pub mod spawn;
+pub mod supervisor;
 
 use cli::{Cli, Command};
 use config::App;
@@ -34,6 +40,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             let root = config::paths(&cli.app).1;
             run::run(app.as_ref(), &env, &root, &args.command, cli.app.port)
         }
-        Command::Start(_) => todo!(),
+        Command::Start(args) => {
+            let app = App::load(&cli.app)?;
+            supervisor::start(&app, &args)
+        }
     }
 }

@@ -51,7 +51,10 @@ impl Procfile {
     /// The entry called `name`, with its 0-based position.
     #[must_use]
     pub fn find(&self, name: &str) -> Option<(usize, &Entry)> {
-        self.entries.iter().enumerate().find(|(_, e)| e.name == name)
+        self.entries
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.name == name)
     }
 
     /// The names of every entry, comma separated, for messages.
@@ -172,7 +175,10 @@ mod tests {
     fn crlf_lines_work() {
         assert_eq!(
             pairs("web: a b\r\nworker: c\r\n"),
-            vec![("web".into(), "a b".into(), 1), ("worker".into(), "c".into(), 2)]
+            vec![
+                ("web".into(), "a b".into(), 1),
+                ("worker".into(), "c".into(), 2)
+            ]
         );
     }
 
@@ -205,7 +211,10 @@ mod tests {
     #[test]
     fn empty_command_is_an_error() {
         let msg = p("web:   \n").expect_err("empty").to_string();
-        assert!(msg.contains("Procfile:1: the process has no command"), "{msg}");
+        assert!(
+            msg.contains("Procfile:1: the process has no command"),
+            "{msg}"
+        );
     }
 
     #[test]

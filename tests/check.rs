@@ -1,1 +1,1 @@
-use crate::support::*;
+//! `ganger check` end to end.

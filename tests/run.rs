@@ -1,1 +1,1 @@
-use crate::support::*;
+//! `ganger run` end to end.

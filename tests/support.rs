@@ -59,7 +59,11 @@ impl App {
         cmd.current_dir(self.dir.path());
         for (key, _) in std::env::vars_os() {
             let key_s = key.to_string_lossy();
-            if key_s.starts_with("GANGER_") || key_s == "PORT" || key_s == "NO_COLOR" || key_s == "FORCE_COLOR" {
+            if key_s.starts_with("GANGER_")
+                || key_s == "PORT"
+                || key_s == "NO_COLOR"
+                || key_s == "FORCE_COLOR"
+            {
                 cmd.env_remove(&key);
             }
         }
@@ -75,14 +79,22 @@ impl App {
     }
 
     /// Polls until `path` (relative to the app) exists and satisfies `pred`.
-    pub fn wait_for_file(&self, name: &str, pred: impl Fn(&str) -> bool, limit: Duration) -> String {
+    pub fn wait_for_file(
+        &self,
+        name: &str,
+        pred: impl Fn(&str) -> bool,
+        limit: Duration,
+    ) -> String {
         let deadline = Instant::now() + limit;
         loop {
             let text = self.read(name);
             if pred(&text) {
                 return text;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {name}; it holds: {text:?}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {name}; it holds: {text:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -105,20 +117,35 @@ impl Run {
     /// Asserts the exit code, printing the whole run if it differs.
     #[track_caller]
     pub fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code(), code, "unexpected status\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code(),
+            code,
+            "unexpected status\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
 
     #[track_caller]
     pub fn assert_stderr_has(&self, needle: &str) -> &Self {
-        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}:\n{}", self.stderr);
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.stderr
+        );
         assert!(!self.stderr.contains("panicked"), "panic:\n{}", self.stderr);
         self
     }
 
     #[track_caller]
     pub fn assert_stdout_has(&self, needle: &str) -> &Self {
-        assert!(self.stdout.contains(needle), "stdout lacks {needle:?}:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
 
@@ -133,7 +160,9 @@ pub fn lines_of(stdout: &str, ps: &str) -> Vec<String> {
     stdout
         .lines()
         .filter_map(|line| {
-            let (head, text) = line.split_once(" | ").or_else(|| line.strip_suffix(" |").map(|h| (h, "")))?;
+            let (head, text) = line
+                .split_once(" | ")
+                .or_else(|| line.strip_suffix(" |").map(|h| (h, "")))?;
             (head.split_whitespace().last() == Some(ps)).then(|| text.to_string())
         })
         .collect()
@@ -152,7 +181,9 @@ pub fn run_with_deadline(mut cmd: Command, limit: Duration) -> Run {
     let output: Output = match rx.recv_timeout(limit) {
         Ok(out) => out.expect("wait"),
         Err(_) => {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
             panic!("ganger did not finish within {limit:?}");
         }
     };
@@ -194,7 +225,12 @@ impl Running {
             let _ = stderr.read_to_string(&mut text);
             let _ = etx.send(text);
         });
-        Running { child, lines, seen: Vec::new(), stderr: erx }
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+            stderr: erx,
+        }
     }
 
     pub fn pid(&self) -> i32 {
@@ -217,14 +253,20 @@ impl Running {
                         return line;
                     }
                 }
-                Err(_) => panic!("no line with {needle:?} within {limit:?}; seen:\n{}", self.seen.join("\n")),
+                Err(_) => panic!(
+                    "no line with {needle:?} within {limit:?}; seen:\n{}",
+                    self.seen.join("\n")
+                ),
             }
         }
     }
 
     /// Sends a signal to ganger.
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status().expect("kill");
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .expect("kill");
         assert!(status.success(), "kill -{sig} failed");
     }
 
@@ -237,12 +279,18 @@ impl Running {
                 while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
                     self.seen.push(line);
                 }
-                let stderr = self.stderr.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
+                let stderr = self
+                    .stderr
+                    .recv_timeout(Duration::from_secs(5))
+                    .unwrap_or_default();
                 return (status, self.seen, stderr);
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("ganger did not exit within {limit:?}; seen:\n{}", self.seen.join("\n"));
+                panic!(
+                    "ganger did not exit within {limit:?}; seen:\n{}",
+                    self.seen.join("\n")
+                );
             }
             while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(10)) {
                 self.seen.push(line);
@@ -255,7 +303,9 @@ impl Running {
 pub fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
-            let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+            let state = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next());
             !matches!(state, Some('Z' | 'X') | None)
         }
         Err(_) => false,
@@ -267,19 +317,30 @@ pub fn alive(pid: i32) -> bool {
 pub fn wait_all_dead(pids: &[i32], limit: Duration) {
     let deadline = Instant::now() + limit;
     while pids.iter().any(|&p| alive(p)) {
-        assert!(Instant::now() < deadline, "still alive: {:?}", pids.iter().filter(|&&p| alive(p)).collect::<Vec<_>>());
+        assert!(
+            Instant::now() < deadline,
+            "still alive: {:?}",
+            pids.iter().filter(|&&p| alive(p)).collect::<Vec<_>>()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 /// Parses `KEY=VALUE` lines (as `env` prints them) into a map.
 pub fn env_map(text: &str) -> BTreeMap<String, String> {
-    text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Is a tool on PATH? Under CI=true, a missing tool fails the test instead of skipping it.
 pub fn require_tool(tool: &str) -> bool {
-    let found = Command::new("sh").args(["-c", &format!("command -v {tool}")]).stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     if !found && std::env::var("CI").as_deref() == Ok("true") {
         panic!("{tool} is required under CI=true but is not installed");
     }

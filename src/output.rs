@@ -1,0 +1,343 @@
+//! The merged output stream: how a line looks, and the one thread that writes
+//! ganger's stdout.
+//!
+//! Relays and the supervisor format whole lines into byte chunks and hand them to
+//! [`Sink`]; a single writer thread owns fd 1, so a slow or stuck terminal never
+//! blocks the supervisor, and a broken pipe becomes an event instead of a panic.
+//! Bytes stay bytes: nothing here requires UTF-8 except JSON, which replaces
+//! invalid sequences.
+
+use std::fs::File;
+use std::io::{self, IoSlice, Write};
+use std::mem::ManuallyDrop;
+use std::os::fd::FromRawFd;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::Semaphore;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use crate::cli::{ColorChoice, LogFormat, OutputArgs};
+
+/// foreman's colors by Procfile position: cyan, yellow, green, magenta, red,
+/// blue, then the bright variants.
+const COLORS: [&str; 12] = [
+    "36", "33", "32", "35", "31", "34", "96", "93", "92", "95", "91", "94",
+];
+
+/// Kibibytes of output that relays may have queued for the writer before they
+/// wait (backpressure: a slow stdout slows the readers, never grows memory).
+const BUDGET_KIB: usize = 8 * 1024;
+
+/// Which of a child's streams a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+    /// ganger's own lines.
+    System,
+}
+
+impl Stream {
+    fn json_name(self) -> &'static str {
+        match self {
+            Stream::Stderr => "stderr",
+            Stream::Stdout | Stream::System => "stdout",
+        }
+    }
+}
+
+/// The look of the stream, fixed for a run.
+#[derive(Debug, Clone)]
+pub struct Style {
+    pub timestamp: bool,
+    pub color: bool,
+    pub json: bool,
+    /// Width of the name column: the longest instance name, `system` included.
+    pub width: usize,
+}
+
+impl Style {
+    /// The style the flags ask for; `width` covers every name that can appear.
+    #[must_use]
+    pub fn new(args: &OutputArgs, width: usize) -> Self {
+        Style {
+            timestamp: !args.no_timestamp,
+            color: color_enabled(args.color),
+            json: args.log_format == LogFormat::Json,
+            width: width.max("system".len()),
+        }
+    }
+}
+
+/// `--color auto|always|never`: auto colors only a terminal with `NO_COLOR`
+/// unset; `FORCE_COLOR` (anything but empty, `0` or `false`) forces color on.
+#[must_use]
+pub fn color_enabled(choice: ColorChoice) -> bool {
+    use std::io::IsTerminal;
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            let set = |name| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+            let forced = std::env::var("FORCE_COLOR")
+                .is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"));
+            forced || (!set("NO_COLOR") && io::stdout().is_terminal())
+        }
+    }
+}
+
+/// Formats lines for one name and stream, caching the prefix so that the clock
+/// is formatted at most once per second (text) and once per chunk (JSON).
+#[derive(Debug, Clone)]
+pub struct LineFormat {
+    style: Arc<Style>,
+    name: String,
+    color: Option<&'static str>,
+    stream: Stream,
+    prefix: Vec<u8>,
+    /// The second the text prefix was built for (`i64::MIN`: never).
+    prefix_second: i64,
+}
+
+impl LineFormat {
+    /// A format for `name` (e.g. `web.1`); `position` picks the color, `None`
+    /// for ganger's own plain lines.
+    #[must_use]
+    pub fn new(style: Arc<Style>, name: &str, position: Option<usize>, stream: Stream) -> Self {
+        LineFormat {
+            color: position.map(|p| COLORS[p % COLORS.len()]),
+            style,
+            name: name.to_string(),
+            stream,
+            prefix: Vec::with_capacity(64),
+            prefix_second: i64::MIN,
+        }
+    }
+
+    /// Brings the prefix up to date with the clock; call once per chunk.
+    pub fn refresh(&mut self) {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        if self.style.json {
+            self.prefix.clear();
+            let ts = chrono::DateTime::<chrono::Utc>::from(SystemTime::now())
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            self.prefix.extend_from_slice(b"{\"ts\":\"");
+            self.prefix.extend_from_slice(ts.as_bytes());
+            self.prefix.extend_from_slice(b"\",\"process\":");
+            let name = if self.stream == Stream::System {
+                "system"
+            } else {
+                &self.name
+            };
+            push_json_str(&mut self.prefix, name.as_bytes());
+            self.prefix.extend_from_slice(b",\"stream\":\"");
+            self.prefix
+                .extend_from_slice(self.stream.json_name().as_bytes());
+            self.prefix.extend_from_slice(b"\",\"line\":");
+            return;
+        }
+        let second = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        if second == self.prefix_second {
+            return;
+        }
+        self.prefix_second = second;
+        self.prefix.clear();
+        if let (Some(code), true) = (self.color, self.style.color) {
+            self.prefix.extend_from_slice(b"\x1b[");
+            self.prefix.extend_from_slice(code.as_bytes());
+            self.prefix.push(b'm');
+        }
+        if self.style.timestamp {
+            let local = chrono::Local::now().format("%H:%M:%S ").to_string();
+            self.prefix.extend_from_slice(local.as_bytes());
+        }
+        self.prefix.extend_from_slice(self.name.as_bytes());
+        for _ in self.name.len()..self.style.width {
+            self.prefix.push(b' ');
+        }
+        self.prefix.extend_from_slice(b" |");
+        if self.color.is_some() && self.style.color {
+            self.prefix.extend_from_slice(b"\x1b[0m");
+        }
+        self.prefix.push(b' ');
+    }
+
+    /// Appends one formatted line (without its newline) to `out`.
+    pub fn push(&self, out: &mut Vec<u8>, line: &[u8]) {
+        out.extend_from_slice(&self.prefix);
+        if self.style.json {
+            push_json_str(out, line);
+            out.extend_from_slice(b"}\n");
+        } else {
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        }
+    }
+}
+
+/// Appends `bytes` as a JSON string; invalid UTF-8 becomes U+FFFD.
+fn push_json_str(out: &mut Vec<u8>, bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    out.push(b'"');
+    for &b in text.as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0..0x20 | 0x7f => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+            _ => out.push(b),
+        }
+    }
+    out.push(b'"');
+}
+
+/// A chunk of whole formatted lines, with the budget it holds.
+struct Chunk {
+    bytes: Vec<u8>,
+    permits: u32,
+}
+
+/// Where formatted output goes; cheap to clone.
+#[derive(Clone)]
+pub struct Sink {
+    tx: UnboundedSender<Chunk>,
+    budget: Arc<Semaphore>,
+}
+
+impl Sink {
+    /// Queues relayed output, waiting while the writer is too far behind.
+    pub async fn send(&self, bytes: Vec<u8>) {
+        if bytes.is_empty() {
+            return;
+        }
+        let permits = u32::try_from(bytes.len().div_ceil(1024).min(BUDGET_KIB)).unwrap_or(1);
+        if let Ok(p) = self.budget.acquire_many(permits).await {
+            p.forget();
+        }
+        let _ = self.tx.send(Chunk { bytes, permits });
+    }
+
+    /// Queues ganger's own lines at once (they are few; they never wait).
+    pub fn send_now(&self, bytes: Vec<u8>) {
+        let _ = self.tx.send(Chunk { bytes, permits: 0 });
+    }
+}
+
+/// The writer thread's report that stdout failed (EPIPE, EIO...).
+pub type WriteFailed = io::Error;
+
+/// Starts the writer thread; it ends when every [`Sink`] is dropped. A write
+/// error is reported once on `failed`, after which output is discarded so that
+/// relays keep draining the children.
+pub fn start_writer(
+    failed: UnboundedSender<WriteFailed>,
+) -> io::Result<(Sink, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = unbounded_channel();
+    let budget = Arc::new(Semaphore::new(BUDGET_KIB));
+    let thread_budget = Arc::clone(&budget);
+    let handle = std::thread::Builder::new()
+        .name("ganger-stdout".into())
+        .spawn(move || write_loop(rx, &thread_budget, &failed))?;
+    Ok((Sink { tx, budget }, handle))
+}
+
+fn write_loop(
+    mut rx: UnboundedReceiver<Chunk>,
+    budget: &Semaphore,
+    failed: &UnboundedSender<WriteFailed>,
+) {
+    // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop keeps us
+    // from closing it.
+    let mut out = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
+    let mut broken = false;
+    let mut batch: Vec<Chunk> = Vec::with_capacity(64);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        let mut size = batch[0].bytes.len();
+        while size < 256 * 1024 && batch.len() < 64 {
+            match rx.try_recv() {
+                Ok(chunk) => {
+                    size += chunk.bytes.len();
+                    batch.push(chunk);
+                }
+                Err(_) => break,
+            }
+        }
+        if !broken && let Err(e) = write_all_vectored(&mut out, &batch) {
+            broken = true;
+            let _ = failed.send(e);
+        }
+        let permits: usize = batch.iter().map(|c| c.permits as usize).sum();
+        budget.add_permits(permits);
+        batch.clear();
+    }
+}
+
+fn write_all_vectored(out: &mut File, batch: &[Chunk]) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|c| IoSlice::new(&c.bytes)).collect();
+    let mut slices = &mut slices[..];
+    while !slices.is_empty() {
+        match out.write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn style(json: bool, color: bool) -> Arc<Style> {
+        Arc::new(Style {
+            timestamp: false,
+            color,
+            json,
+            width: 6,
+        })
+    }
+
+    #[test]
+    fn text_lines_are_padded_to_the_widest_name() {
+        let mut f = LineFormat::new(style(false, false), "web.1", Some(0), Stream::Stdout);
+        f.refresh();
+        let mut out = Vec::new();
+        f.push(&mut out, b"hello \xff");
+        assert_eq!(out, b"web.1  | hello \xff\n");
+    }
+
+    #[test]
+    fn color_wraps_the_prefix_in_foreman_order() {
+        let mut f = LineFormat::new(style(false, true), "w.1", Some(1), Stream::Stdout);
+        f.refresh();
+        let mut out = Vec::new();
+        f.push(&mut out, b"x");
+        assert_eq!(out, b"\x1b[33mw.1    |\x1b[0m x\n");
+        let mut s = LineFormat::new(style(false, true), "system", None, Stream::System);
+        s.refresh();
+        out.clear();
+        s.push(&mut out, b"y");
+        assert_eq!(out, b"system | y\n");
+    }
+
+    #[test]
+    fn json_is_valid_even_for_invalid_utf8_and_controls() {
+        let mut f = LineFormat::new(style(true, true), "web.1", Some(0), Stream::Stderr);
+        f.refresh();
+        let mut out = Vec::new();
+        f.push(&mut out, b"a\"b\\c\x01\xff\xfe\tend");
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("valid json");
+        assert_eq!(v["process"], "web.1");
+        assert_eq!(v["stream"], "stderr");
+        assert_eq!(v["line"], "a\"b\\c\u{1}\u{fffd}\u{fffd}\tend");
+        assert!(v["ts"].as_str().is_some_and(|t| t.ends_with('Z')));
+    }
+}

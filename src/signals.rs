@@ -1,0 +1,57 @@
+//! OS signals in, an internal event enum out. Handlers are installed by
+//! [`Signals::install`], first thing, before any spawn: as PID 1 ganger has no
+//! default signal actions, and a SIGCHLD must never be missed.
+
+use std::io;
+
+use nix::sys::signal::Signal;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// What a signal asks of the supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalEvent {
+    /// INT, TERM, HUP: stop the app (a second INT/TERM: kill it).
+    Stop(Signal),
+    /// USR1, USR2: pass to every process group.
+    Forward(Signal),
+    /// A child changed state: reap.
+    Child,
+}
+
+/// The signal streams the supervisor listens to.
+pub struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+    usr2: tokio::signal::unix::Signal,
+    child: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs handlers for every signal ganger acts on. Needs a tokio runtime.
+    pub fn install() -> io::Result<Self> {
+        Ok(Signals {
+            child: signal(SignalKind::child())?,
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+            usr1: signal(SignalKind::user_defined1())?,
+            usr2: signal(SignalKind::user_defined2())?,
+        })
+    }
+
+    /// The next signal. Children come first so that an exit is seen before a
+    /// stop request that arrived with it.
+    pub async fn recv(&mut self) -> SignalEvent {
+        tokio::select! {
+            biased;
+            _ = self.child.recv() => SignalEvent::Child,
+            _ = self.int.recv() => SignalEvent::Stop(Signal::SIGINT),
+            _ = self.term.recv() => SignalEvent::Stop(Signal::SIGTERM),
+            _ = self.hup.recv() => SignalEvent::Stop(Signal::SIGHUP),
+            _ = self.usr1.recv() => SignalEvent::Forward(Signal::SIGUSR1),
+            _ = self.usr2.recv() => SignalEvent::Forward(Signal::SIGUSR2),
+        }
+    }
+}

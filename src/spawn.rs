@@ -1,0 +1,134 @@
+//! Starting one instance: `/bin/sh -c COMMAND` in its own process group, stdin
+//! from /dev/null, stdout and stderr into pipes, an explicit environment, and
+//! the signal state and file limit ganger itself was started with.
+//!
+//! This module forks and nothing else: it never waits (the reaper does).
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::unistd::{Pid, pipe2};
+
+use crate::os;
+
+/// A started instance: its pid (also its process group) and the read ends of
+/// its output pipes.
+#[derive(Debug)]
+pub struct Spawned {
+    pub pid: Pid,
+    pub stdout: OwnedFd,
+    /// `None` when stderr shares the stdout pipe.
+    pub stderr: Option<OwnedFd>,
+}
+
+/// Pipe buffer size asked for (fewer wakeups when a child writes fast).
+const PIPE_SIZE: i32 = 1024 * 1024;
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = pipe2(OFlag::O_CLOEXEC)?;
+    fcntl(&read, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    // A bigger buffer is an optimisation; the default is fine if refused.
+    let _ = fcntl(&read, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
+    Ok((read, write))
+}
+
+/// Starts `command` through `/bin/sh -c`. With `split_stderr` stderr gets a pipe
+/// of its own; otherwise both streams share one, keeping their order.
+pub fn spawn(
+    command: &str,
+    env: &[(OsString, OsString)],
+    root: &Path,
+    split_stderr: bool,
+) -> io::Result<Spawned> {
+    let (stdout_read, stdout_write) = pipe()?;
+    let (stderr_read, stderr_write) = if split_stderr {
+        let (r, w) = pipe()?;
+        (Some(r), w)
+    } else {
+        (None, stdout_write.try_clone()?)
+    };
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(shell_command(command))
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stdout_write))
+        .stderr(Stdio::from(stderr_write))
+        .process_group(0);
+    // SAFETY: the closure only makes async-signal-safe calls on values captured
+    // before the fork.
+    unsafe {
+        cmd.pre_exec(|| {
+            os::restore_inherited_signals_in_child();
+            os::restore_nofile_limit();
+            os::set_parent_death_signal_in_child();
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    // Dropping `cmd` closes our copies of the write ends.
+    drop(cmd);
+    let pid = Pid::from_raw(i32::try_from(child.id()).map_err(io::Error::other)?);
+    Ok(Spawned {
+        pid,
+        stdout: stdout_read,
+        stderr: stderr_read,
+    })
+}
+
+/// Words that make `exec ` in front of a command wrong or pointless.
+const SHELL_WORDS: &[&str] = &[
+    "if", "then", "else", "elif", "fi", "case", "esac", "for", "while", "until", "do", "done",
+    "function", "select", "!", "{", "}", "[[", "time", "cd", ".", "source", "export", "set",
+    "unset", "ulimit", "umask", "trap", "eval", "exec", "wait", "read", "alias", "shift", "return",
+    "exit", "break", "continue", "readonly", "local", "declare", "typeset", "command", "builtin",
+];
+
+/// Prefixes `exec ` when the command is one simple command, so that the shell
+/// is replaced by the program: one process fewer, and signals and the parent
+/// death signal reach the program itself.
+#[must_use]
+pub fn shell_command(command: &str) -> String {
+    let simple = !command.contains(['\n', ';', '&', '|', '<', '>', '(', ')', '`', '#', '\\']);
+    let first = command.split_whitespace().next().unwrap_or("");
+    if simple && !first.is_empty() && !first.contains('=') && !SHELL_WORDS.contains(&first) {
+        format!("exec {command}")
+    } else {
+        command.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_command;
+
+    #[test]
+    fn exec_only_for_simple_commands() {
+        assert_eq!(
+            shell_command("python3 -m http.server $PORT"),
+            "exec python3 -m http.server $PORT"
+        );
+        for cmd in [
+            "a; b",
+            "a && b",
+            "a | b",
+            "FOO=1 cmd",
+            "cd dir && x",
+            "sleep 1 &",
+            "echo $(date)",
+            "exec x",
+            "trap 'x' TERM",
+            "while true; do x; done",
+            "a > log",
+        ] {
+            assert_eq!(shell_command(cmd), cmd);
+        }
+    }
+}
