@@ -136,7 +136,7 @@ mod tests {
 
     #[test]
     fn dotenv_syntax() {
-        let text = "# c\nA=1\nexport B=two words\nC=\"q \\\"x\\\" \\n y\"\nD='lit $A'\nE=${A}-x\nF= # empty\n";
+        let text = "# c\nA=1\nexport B=\"two words\"\nC=\"q \\\"x\\\" \\n y\"\nD='lit $A'\nE=${A}-x\nF= # empty\n";
         let map: BTreeMap<_, _> = parsed(text).into_iter().collect();
         assert_eq!(map["A"], "1");
         assert_eq!(map["B"], "two words");

@@ -122,7 +122,7 @@ mod tests {
         let mut out = Vec::new();
         let used = frame(b"one\ntwo\n\nthr", &fmt(), &mut out);
         assert_eq!(used, 9);
-        assert_eq!(out, b"a      | one\na      | two\na      | \n");
+        assert_eq!(out, b"a | one\na | two\na | \n");
     }
 
     #[test]
@@ -134,7 +134,7 @@ mod tests {
         let used = frame(&data, &fmt(), &mut out);
         assert_eq!(used, data.len() - 3);
         let text = String::from_utf8(out).expect("ascii");
-        let pieces: Vec<&str> = text.lines().map(|l| &l[9..]).collect();
+        let pieces: Vec<&str> = text.lines().map(|l| &l["a | ".len()..]).collect();
         assert_eq!(pieces.len(), 4);
         assert_eq!(pieces[..3].concat().len(), MAX_PIECE * 2 + 10);
         assert_eq!(pieces[3].len(), MAX_PIECE);
