@@ -349,3 +349,30 @@ pub fn require_tool(tool: &str) -> bool {
     }
     found
 }
+
+impl Running {
+    /// Waits for a line `ps | text` (the name column is padded) and returns it.
+    #[track_caller]
+    pub fn wait_line(&mut self, ps: &str, text: &str, limit: Duration) -> String {
+        let matches = |line: &str| lines_of(line, ps).first().is_some_and(|t| t == text);
+        let deadline = Instant::now() + limit;
+        if let Some(line) = self.seen.iter().find(|l| matches(l)) {
+            return line.clone();
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if matches(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line `{ps} | {text}` within {limit:?}; seen:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+}
