@@ -180,20 +180,37 @@ impl LineFormat {
 
 /// Appends `bytes` as a JSON string; invalid UTF-8 becomes U+FFFD.
 fn push_json_str(out: &mut Vec<u8>, bytes: &[u8]) {
-    let text = String::from_utf8_lossy(bytes);
     out.push(b'"');
-    for &b in text.as_bytes() {
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0..0x20 | 0x7f => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
-            _ => out.push(b),
-        }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => push_json_escaped(out, text.as_bytes()),
+        Err(_) => push_json_escaped(out, String::from_utf8_lossy(bytes).as_bytes()),
     }
     out.push(b'"');
+}
+
+/// Copies valid UTF-8 into a JSON string body, escaping in runs rather than
+/// byte by byte (the JSON relay is on the hot path).
+fn push_json_escaped(out: &mut Vec<u8>, text: &[u8]) {
+    let mut run = 0;
+    for (i, &b) in text.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..0x20 | 0x7f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&text[run..i]);
+        if escape.is_empty() {
+            out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
+        } else {
+            out.extend_from_slice(escape);
+        }
+        run = i + 1;
+    }
+    out.extend_from_slice(&text[run..]);
 }
 
 /// A chunk of whole formatted lines, with the budget it holds.
