@@ -29,13 +29,15 @@ pub enum Error {
     },
 
     #[error(
-        "{path}:{second}: duplicate process name `{name}` (first defined on line {first})"
+        "{path}:{second}: duplicate process name `{name}` (first defined on line {first})\n  {first} | {first_text}\n  {second} | {second_text}"
     )]
     ProcfileDuplicate {
         path: PathBuf,
         name: String,
         first: usize,
+        first_text: String,
         second: usize,
+        second_text: String,
     },
 
     #[error("{path}: the Procfile defines no processes")]

@@ -113,11 +113,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Procfile> {
         }
         let name = &content[..name_len];
         if let Some(first) = entries.iter().find(|e| e.name == name) {
+            let first_text = text.split('\n').nth(first.line - 1).unwrap_or_default();
             return Err(Error::ProcfileDuplicate {
                 path: path.to_path_buf(),
                 name: name.to_string(),
                 first: first.line,
+                first_text: first_text.strip_suffix('\r').unwrap_or(first_text).to_string(),
                 second: line,
+                second_text: content.to_string(),
             });
         }
         entries.push(Entry {
@@ -216,6 +219,7 @@ mod tests {
         assert!(msg.contains("Procfile:3:"), "{msg}");
         assert!(msg.contains("line 1"), "{msg}");
         assert!(msg.contains("`web`"), "{msg}");
+        assert!(msg.contains("\n  1 | web: a\n  3 | web: c"), "{msg}");
     }
 
     #[test]
