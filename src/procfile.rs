@@ -31,8 +31,10 @@ impl Procfile {
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
+                // The absolute path says where ganger looked even when the
+                // user gave none (`Procfile` in whatever directory this is).
                 Error::ProcfileMissing {
-                    path: path.to_path_buf(),
+                    path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
                 }
             } else {
                 Error::Read {
@@ -246,6 +248,12 @@ mod tests {
             .to_string();
         assert!(msg.contains("/nonexistent/Procfile"), "{msg}");
         assert!(msg.contains("-f"), "{msg}");
+
+        let msg = Procfile::load(Path::new("no-such-dir/Procfile"))
+            .expect_err("missing")
+            .to_string();
+        let cwd = std::env::current_dir().expect("cwd");
+        assert!(msg.contains(&format!("{}/no-such-dir/Procfile", cwd.display())), "{msg}");
     }
 
     proptest! {
