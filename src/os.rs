@@ -143,11 +143,11 @@ pub fn descendants() -> Vec<Pid> {
                 continue;
             };
             for child in children.split_ascii_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
-                if let Ok(raw) = i32::try_from(child) {
-                    if !found.contains(&Pid::from_raw(raw)) {
-                        found.push(Pid::from_raw(raw));
-                        queue.push(child);
-                    }
+                if let Ok(raw) = i32::try_from(child)
+                    && !found.contains(&Pid::from_raw(raw))
+                {
+                    found.push(Pid::from_raw(raw));
+                    queue.push(child);
                 }
             }
         }
