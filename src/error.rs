@@ -72,6 +72,9 @@ pub enum Error {
     #[error("invalid base port `{value}` from ${var}: expected a number from 0 to 65535")]
     PortEnv { var: &'static str, value: String },
 
+    #[error("root directory {path} does not exist or is not a directory (set by -d/--root)")]
+    RootMissing { path: PathBuf },
+
     #[error("nothing to start: the formation gives every selected process 0 instances")]
     NothingToStart,
 
