@@ -81,6 +81,9 @@ pub enum Error {
     #[error("{0}: command not found")]
     CommandNotFound(String),
 
+    #[error("{0}: cannot execute: its interpreter (the `#!` line) was not found")]
+    InterpreterNotFound(String),
+
     #[error("{0}: permission denied (not executable)")]
     NotExecutable(String),
 
@@ -100,7 +103,7 @@ impl Error {
     #[must_use]
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::CommandNotFound(_) => 127,
+            Error::CommandNotFound(_) | Error::InterpreterNotFound(_) => 127,
             Error::NotExecutable(_) => 126,
             _ => 1,
         }
