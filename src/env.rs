@@ -42,7 +42,9 @@ impl AppEnv {
                     });
                 }
             };
-            for (key, value) in parse(path, &text)? {
+            // dotenvy's own loaders skip a byte-order mark; its iterator does not.
+            let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+            for (key, value) in parse(path, text)? {
                 files.insert(key, value);
             }
         }
@@ -204,6 +206,15 @@ mod tests {
             .to_string();
         assert!(msg.contains("nope.env"), "{msg}");
         assert!(AppEnv::load(&[missing], false).expect("optional").files.is_empty());
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(".env");
+        std::fs::write(&path, "\u{feff}GANGER_T_BOM=1\n").expect("write");
+        let env = AppEnv::load(&[path], true).expect("load");
+        assert_eq!(env.files["GANGER_T_BOM"], "1");
     }
 
     #[test]

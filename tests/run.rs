@@ -44,6 +44,14 @@ fn dotenv_values_arrive() {
 }
 
 #[test]
+fn dotenv_with_a_byte_order_mark_works() {
+    let app = App::new();
+    app.write(".env", "\u{feff}FIRST=1\nSECOND=2\n");
+    let env = env_map(&app.run(&["run", "env"]).assert_code(0).stdout);
+    assert_eq!((env["FIRST"].as_str(), env["SECOND"].as_str()), ("1", "2"));
+}
+
+#[test]
 fn several_env_files_later_wins() {
     let app = App::new();
     app.write("a.env", "ONLY_A=a\nBOTH=a\n");
@@ -74,6 +82,12 @@ fn several_env_files_later_wins() {
             .stdout,
     );
     assert_eq!(env["BOTH"], "a");
+
+    let run = app.run(&["run", "-e", "a.env", "-e", "b.env", "env"]);
+    assert_eq!(env_map(&run.assert_code(0).stdout)["BOTH"], "b");
+
+    let run = app.run_with_env(&["run", "env"], &[("GANGER_ENV", "b.env,a.env")]);
+    assert_eq!(env_map(&run.assert_code(0).stdout)["BOTH"], "a");
 }
 
 #[test]
