@@ -47,7 +47,8 @@ impl Procfile {
             path: path.to_path_buf(),
             line: line_of_offset(e.as_bytes(), e.utf8_error().valid_up_to()),
         })?;
-        parse(path, &text)
+        // As for dotenv files: an editor's byte-order mark is not part of line 1.
+        parse(path, text.strip_prefix('\u{feff}').unwrap_or(&text))
     }
 
     /// The entry called `name`, with its 0-based position.
@@ -239,6 +240,15 @@ mod tests {
         std::fs::write(&path, b"web: a\nworker: \xff\n").expect("write");
         let msg = Procfile::load(&path).expect_err("not utf8").to_string();
         assert!(msg.contains("not valid UTF-8 on line 2"), "{msg}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("Procfile");
+        std::fs::write(&path, "\u{feff}web: a\n").expect("write");
+        let procfile = Procfile::load(&path).expect("loads");
+        assert_eq!(procfile.entries[0].name, "web");
     }
 
     #[test]

@@ -152,6 +152,14 @@ fn crlf_file_works() {
 }
 
 #[test]
+fn byte_order_mark_is_not_part_of_the_first_name() {
+    let app = App::with_procfile("\u{feff}web: w\r\nworker: k\r\n");
+    let run = app.run(&["check"]);
+    run.assert_code(0);
+    assert_eq!(run.stdout, "valid procfile detected (web, worker)\n");
+}
+
+#[test]
 fn crlf_file_errors_show_the_line_without_the_carriage_return() {
     let app = App::with_procfile("web: w\r\nnot an entry\r\n");
     let run = app.run(&["check"]);
