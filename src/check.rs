@@ -10,7 +10,10 @@ use crate::formation;
 /// instance that `start` would run with its PORT.
 pub fn check(app: &App, show_plan: bool) -> Result<i32> {
     let mut out = String::new();
-    out.push_str(&format!("valid procfile detected ({})\n", app.procfile.names()));
+    out.push_str(&format!(
+        "valid procfile detected ({})\n",
+        app.procfile.names()
+    ));
     if show_plan {
         let plan = app.plan(&[])?;
         let width = plan.iter().map(|i| i.ps().len()).max().unwrap_or(0);
@@ -23,7 +26,9 @@ pub fn check(app: &App, show_plan: bool) -> Result<i32> {
             ));
         }
         for (a, b, port) in formation::port_collisions(&plan) {
-            out.push_str(&format!("warning: {a} and {b} would both get PORT={port}\n"));
+            out.push_str(&format!(
+                "warning: {a} and {b} would both get PORT={port}\n"
+            ));
         }
     }
     std::io::stdout()

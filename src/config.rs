@@ -142,9 +142,21 @@ mod tests {
     #[test]
     fn root_follows_the_procfile_and_procfile_follows_the_root() {
         assert_eq!(paths(&args(None, None)), ("Procfile".into(), ".".into()));
-        assert_eq!(paths(&args(Some("app/Procfile.dev"), None)), ("app/Procfile.dev".into(), "app".into()));
-        assert_eq!(paths(&args(Some("Procfile.dev"), None)), ("Procfile.dev".into(), ".".into()));
-        assert_eq!(paths(&args(None, Some("srv"))), ("srv/Procfile".into(), "srv".into()));
-        assert_eq!(paths(&args(Some("a/P"), Some("b"))), ("a/P".into(), "b".into()));
+        assert_eq!(
+            paths(&args(Some("app/Procfile.dev"), None)),
+            ("app/Procfile.dev".into(), "app".into())
+        );
+        assert_eq!(
+            paths(&args(Some("Procfile.dev"), None)),
+            ("Procfile.dev".into(), ".".into())
+        );
+        assert_eq!(
+            paths(&args(None, Some("srv"))),
+            ("srv/Procfile".into(), "srv".into())
+        );
+        assert_eq!(
+            paths(&args(Some("a/P"), Some("b"))),
+            ("a/P".into(), "b".into())
+        );
     }
 }

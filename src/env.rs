@@ -26,8 +26,11 @@ impl AppEnv {
             let text = match std::fs::read(path) {
                 Ok(bytes) => String::from_utf8(bytes).map_err(|e| Error::NotUtf8 {
                     path: path.clone(),
-                    line: 1 + memchr::memchr_iter(b'\n', &e.as_bytes()[..e.utf8_error().valid_up_to()])
-                        .count(),
+                    line: 1 + memchr::memchr_iter(
+                        b'\n',
+                        &e.as_bytes()[..e.utf8_error().valid_up_to()],
+                    )
+                    .count(),
                 })?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     if required {
@@ -205,7 +208,12 @@ mod tests {
             .expect_err("missing")
             .to_string();
         assert!(msg.contains("nope.env"), "{msg}");
-        assert!(AppEnv::load(&[missing], false).expect("optional").files.is_empty());
+        assert!(
+            AppEnv::load(&[missing], false)
+                .expect("optional")
+                .files
+                .is_empty()
+        );
     }
 
     #[test]
@@ -227,7 +235,10 @@ mod tests {
             .for_child(&[("PORT", "5000".into())])
             .into_iter()
             .collect();
-        assert_eq!(child[&OsString::from("PATH")], std::env::var_os("PATH").expect("PATH"));
+        assert_eq!(
+            child[&OsString::from("PATH")],
+            std::env::var_os("PATH").expect("PATH")
+        );
         assert_eq!(child[&OsString::from("GANGER_T_ONLY_FILE")], "f");
         assert_eq!(child[&OsString::from("PORT")], "5000");
     }

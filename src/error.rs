@@ -118,7 +118,6 @@ impl Error {
     }
 }
 
-
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The error and its causes, joined with `: `, for printing once.

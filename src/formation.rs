@@ -128,7 +128,12 @@ impl Instance {
 }
 
 /// The PORT of instance `number` (1-based) of the type at `position`.
-pub fn port_for(base: u16, position: usize, number: usize, ps: impl FnOnce() -> String) -> Result<u16> {
+pub fn port_for(
+    base: u16,
+    position: usize,
+    number: usize,
+    ps: impl FnOnce() -> String,
+) -> Result<u16> {
     let port = u64::from(base) + 100 * position as u64 + (number as u64).saturating_sub(1);
     u16::try_from(port).map_err(|_| Error::PortRange {
         ps: ps(),
@@ -156,7 +161,9 @@ pub fn plan(
             continue;
         }
         for number in 1..=formation.count(&entry.name) {
-            let port = port_for(base, position, number, || format!("{}.{number}", entry.name))?;
+            let port = port_for(base, position, number, || {
+                format!("{}.{number}", entry.name)
+            })?;
             instances.push(Instance {
                 name: entry.name.clone(),
                 position,
@@ -259,15 +266,28 @@ mod tests {
         let msg = plan(&pf(), &Formation::default(), 65400, &[])
             .expect_err("too high")
             .to_string();
-        assert!(msg.contains("worker.1 would get PORT=65500") || msg.contains("clock.1 would get PORT=65600"), "{msg}");
+        assert!(
+            msg.contains("worker.1 would get PORT=65500")
+                || msg.contains("clock.1 would get PORT=65600"),
+            "{msg}"
+        );
         assert!(plan(&pf(), &Formation::default(), 65335, &[]).is_ok());
         assert!(plan(&pf(), &Formation::default(), 65336, &[]).is_err());
     }
 
     #[test]
     fn collisions_are_found() {
-        let p = plan(&pf(), &Formation::parse("web=101,worker=1").expect("spec"), 5000, &[]).expect("plan");
-        assert_eq!(port_collisions(&p), vec![("web.101".into(), "worker.1".into(), 5100)]);
+        let p = plan(
+            &pf(),
+            &Formation::parse("web=101,worker=1").expect("spec"),
+            5000,
+            &[],
+        )
+        .expect("plan");
+        assert_eq!(
+            port_collisions(&p),
+            vec![("web.101".into(), "worker.1".into(), 5100)]
+        );
     }
 
     proptest! {

@@ -142,7 +142,10 @@ pub fn descendants() -> Vec<Pid> {
             let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
                 continue;
             };
-            for child in children.split_ascii_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
+            for child in children
+                .split_ascii_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok())
+            {
                 if let Ok(raw) = i32::try_from(child)
                     && !found.contains(&Pid::from_raw(raw))
                 {

@@ -54,7 +54,10 @@ impl Procfile {
     /// The entry called `name`, with its 0-based position.
     #[must_use]
     pub fn find(&self, name: &str) -> Option<(usize, &Entry)> {
-        self.entries.iter().enumerate().find(|(_, e)| e.name == name)
+        self.entries
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.name == name)
     }
 
     /// The names of every entry, comma separated, for messages.
@@ -121,7 +124,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Procfile> {
                 path: path.to_path_buf(),
                 name: name.to_string(),
                 first: first.line,
-                first_text: first_text.strip_suffix('\r').unwrap_or(first_text).to_string(),
+                first_text: first_text
+                    .strip_suffix('\r')
+                    .unwrap_or(first_text)
+                    .to_string(),
                 second: line,
                 second_text: content.to_string(),
             });
@@ -178,7 +184,10 @@ mod tests {
     fn crlf_lines_work() {
         assert_eq!(
             pairs("web: a b\r\nworker: c\r\n"),
-            vec![("web".into(), "a b".into(), 1), ("worker".into(), "c".into(), 2)]
+            vec![
+                ("web".into(), "a b".into(), 1),
+                ("worker".into(), "c".into(), 2)
+            ]
         );
     }
 
@@ -211,7 +220,10 @@ mod tests {
     #[test]
     fn empty_command_is_an_error() {
         let msg = p("web:   \n").expect_err("empty").to_string();
-        assert!(msg.contains("Procfile:1: the process has no command"), "{msg}");
+        assert!(
+            msg.contains("Procfile:1: the process has no command"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -263,7 +275,10 @@ mod tests {
             .expect_err("missing")
             .to_string();
         let cwd = std::env::current_dir().expect("cwd");
-        assert!(msg.contains(&format!("{}/no-such-dir/Procfile", cwd.display())), "{msg}");
+        assert!(
+            msg.contains(&format!("{}/no-such-dir/Procfile", cwd.display())),
+            "{msg}"
+        );
     }
 
     proptest! {

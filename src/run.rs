@@ -7,10 +7,10 @@
 //! not, since the child already has them.
 
 use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -35,7 +35,11 @@ const FORWARDED: [Signal; 6] = [
 
 static CHILD: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn forward(sig: nix::libc::c_int, info: *mut nix::libc::siginfo_t, _: *mut nix::libc::c_void) {
+extern "C" fn forward(
+    sig: nix::libc::c_int,
+    info: *mut nix::libc::siginfo_t,
+    _: *mut nix::libc::c_void,
+) {
     // SI_KERNEL and other positive codes mean the terminal (or the kernel) sent it
     // to the whole foreground group, the child included.
     // SAFETY: the kernel passes a valid siginfo_t to an SA_SIGINFO handler.
@@ -50,18 +54,28 @@ extern "C" fn forward(sig: nix::libc::c_int, info: *mut nix::libc::siginfo_t, _:
 }
 
 /// Runs `command` (a Procfile entry name or a program and its arguments).
-pub fn run(app: Option<&App>, env: &AppEnv, root: &std::path::Path, command: &[OsString], port: Option<u16>) -> Result<i32> {
+pub fn run(
+    app: Option<&App>,
+    env: &AppEnv,
+    root: &std::path::Path,
+    command: &[OsString],
+    port: Option<u16>,
+) -> Result<i32> {
     let Some(first) = command.first() else {
         return Err(Error::CommandNotFound(String::new()));
     };
     let entry = match (app, first.to_str()) {
-        (Some(app), Some(name)) if command.len() == 1 => app.procfile.find(name).map(|(pos, e)| (app, pos, e)),
+        (Some(app), Some(name)) if command.len() == 1 => {
+            app.procfile.find(name).map(|(pos, e)| (app, pos, e))
+        }
         _ => None,
     };
     let mut extra: Vec<(&str, String)> = Vec::new();
     let mut cmd = match entry {
         Some((app, position, entry)) => {
-            let port = crate::formation::port_for(app.base_port, position, 1, || format!("{}.1", entry.name))?;
+            let port = crate::formation::port_for(app.base_port, position, 1, || {
+                format!("{}.1", entry.name)
+            })?;
             extra.push(("PORT", port.to_string()));
             extra.push(("PS", format!("{}.1", entry.name)));
             let mut cmd = Command::new("/bin/sh");
@@ -77,7 +91,9 @@ pub fn run(app: Option<&App>, env: &AppEnv, root: &std::path::Path, command: &[O
             cmd
         }
     };
-    cmd.env_clear().envs(env.for_child(&extra)).current_dir(root);
+    cmd.env_clear()
+        .envs(env.for_child(&extra))
+        .current_dir(root);
     let shown = first.to_string_lossy().into_owned();
 
     let mut block = SigSet::empty();
@@ -87,10 +103,15 @@ pub fn run(app: Option<&App>, env: &AppEnv, root: &std::path::Path, command: &[O
     let mut original = SigSet::empty();
     signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&block), Some(&mut original))
         .map_err(|e| Error::os("cannot block signals", e.into()))?;
-    let action = SigAction::new(SigHandler::SigAction(forward), SaFlags::SA_RESTART | SaFlags::SA_SIGINFO, SigSet::empty());
+    let action = SigAction::new(
+        SigHandler::SigAction(forward),
+        SaFlags::SA_RESTART | SaFlags::SA_SIGINFO,
+        SigSet::empty(),
+    );
     for sig in FORWARDED {
         // SAFETY: the handler only reads an atomic and calls kill.
-        unsafe { signal::sigaction(sig, &action) }.map_err(|e| Error::os("cannot install a signal handler", e.into()))?;
+        unsafe { signal::sigaction(sig, &action) }
+            .map_err(|e| Error::os("cannot install a signal handler", e.into()))?;
     }
     // SAFETY: the closure only calls async-signal-safe functions.
     unsafe {
@@ -107,7 +128,9 @@ pub fn run(app: Option<&App>, env: &AppEnv, root: &std::path::Path, command: &[O
     signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&original), None)
         .map_err(|e| Error::os("cannot restore the signal mask", e.into()))?;
     let child = spawned.map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound if program_exists(first, &cmd) => Error::InterpreterNotFound(shown.clone()),
+        io::ErrorKind::NotFound if program_exists(first, &cmd) => {
+            Error::InterpreterNotFound(shown.clone())
+        }
         io::ErrorKind::NotFound => Error::CommandNotFound(shown.clone()),
         io::ErrorKind::PermissionDenied => Error::NotExecutable(shown.clone()),
         _ => Error::os(format!("cannot run {shown}"), e),
