@@ -54,6 +54,18 @@ pub fn base_port(args: &AppArgs) -> Result<u16> {
     }
 }
 
+/// Errors unless `root` is a directory: every process runs there, and a
+/// failed `chdir` would otherwise pass for a missing command.
+fn check_root(root: &Path) -> Result<()> {
+    if root.is_dir() {
+        Ok(())
+    } else {
+        Err(Error::RootMissing {
+            path: root.to_path_buf(),
+        })
+    }
+}
+
 /// The dotenv files to read, and whether they must exist.
 fn env_files(args: &AppArgs, root: &Path) -> (Vec<PathBuf>, bool) {
     if args.env.is_empty() {
@@ -81,6 +93,7 @@ impl App {
                 Ok((app.env.clone(), Some(app)))
             }
             Err(Error::ProcfileMissing { .. }) if args.procfile.is_none() => {
+                check_root(&root)?;
                 let (files, required) = env_files(args, &root);
                 Ok((AppEnv::load(&files, required)?, None))
             }
@@ -89,6 +102,7 @@ impl App {
     }
 
     fn with_procfile(args: &AppArgs, procfile: Procfile, root: PathBuf) -> Result<Self> {
+        check_root(&root)?;
         let formation = match &args.formation {
             Some(spec) => Formation::parse(spec)?,
             None => Formation::default(),

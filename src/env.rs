@@ -45,7 +45,9 @@ impl AppEnv {
                     });
                 }
             };
-            for (key, value) in parse(path, &text)? {
+            // dotenvy's own loaders skip a byte-order mark; its iterator does not.
+            let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+            for (key, value) in parse(path, text)? {
                 files.insert(key, value);
             }
         }
@@ -89,13 +91,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<(String, String)>> {
     for item in dotenvy::from_read_iter(text.as_bytes()) {
         match item {
             Ok(pair) => out.push(pair),
-            Err(dotenvy::Error::LineParse(bad, _)) => {
-                let line = line_of(text, &bad);
-                let shown = bad.lines().next().unwrap_or("").to_string();
+            Err(dotenvy::Error::LineParse(..)) => {
+                let line = error_line(text);
+                let shown = text.split('\n').nth(line - 1).unwrap_or_default();
                 return Err(Error::EnvSyntax {
                     path: path.to_path_buf(),
                     line,
-                    text: shown,
+                    text: shown.strip_suffix('\r').unwrap_or(shown).to_string(),
                 });
             }
             Err(other) => {
@@ -110,19 +112,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
-/// The 1-based line on which `fragment` (the text dotenvy rejected) starts.
-fn line_of(text: &str, fragment: &str) -> usize {
-    let first = fragment.lines().next().unwrap_or("");
-    text.split('\n')
-        .map(|line| line.strip_suffix('\r').unwrap_or(line))
-        .position(|line| {
-            if first.is_empty() {
-                line.is_empty()
-            } else {
-                line.starts_with(first)
-            }
-        })
-        .map_or(1, |index| index + 1)
+/// The 1-based line on which the entry dotenvy rejects starts: one past the
+/// longest run of whole lines it accepts. dotenvy's error carries the entry's
+/// text (or only its value), not where it was, and that text may well begin an
+/// earlier line too. Only called on the error path, so re-parsing is cheap enough.
+fn error_line(text: &str) -> usize {
+    let mut accepted = 0;
+    let mut end = 0;
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        end += line.len();
+        if dotenvy::from_read_iter(&text.as_bytes()[..end]).all(|item| item.is_ok()) {
+            accepted = index + 1;
+        }
+    }
+    accepted + 1
 }
 
 #[cfg(test)]
@@ -156,6 +159,32 @@ mod tests {
     }
 
     #[test]
+    fn error_in_a_value_names_its_line_and_shows_it_whole() {
+        let msg = parse(Path::new(".env"), "A=1\nB=two words\nC=3\n")
+            .expect_err("bad")
+            .to_string();
+        assert!(msg.starts_with(".env:2:"), "{msg}");
+        assert!(msg.contains("2 | B=two words"), "{msg}");
+    }
+
+    #[test]
+    fn error_on_a_line_that_starts_like_an_earlier_one_names_the_right_line() {
+        let msg = parse(Path::new(".env"), "NAME=1\nNAME\n")
+            .expect_err("bad")
+            .to_string();
+        assert!(msg.starts_with(".env:2:"), "{msg}");
+    }
+
+    #[test]
+    fn error_after_a_multi_line_value_counts_its_lines() {
+        let msg = parse(Path::new(".env"), "A=\"x\nB C\n\"\r\nB C\r\n")
+            .expect_err("bad")
+            .to_string();
+        assert!(msg.starts_with(".env:4:"), "{msg}");
+        assert!(msg.ends_with("4 | B C"), "{msg:?}");
+    }
+
+    #[test]
     fn unterminated_quote_names_its_line() {
         let msg = parse(Path::new(".env"), "A=1\nB=\"open\nC=2\n")
             .expect_err("bad")
@@ -185,6 +214,15 @@ mod tests {
                 .files
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(".env");
+        std::fs::write(&path, "\u{feff}GANGER_T_BOM=1\n").expect("write");
+        let env = AppEnv::load(&[path], true).expect("load");
+        assert_eq!(env.files["GANGER_T_BOM"], "1");
     }
 
     #[test]

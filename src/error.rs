@@ -28,12 +28,16 @@ pub enum Error {
         reason: &'static str,
     },
 
-    #[error("{path}:{second}: duplicate process name `{name}` (first defined on line {first})")]
+    #[error(
+        "{path}:{second}: duplicate process name `{name}` (first defined on line {first})\n  {first} | {first_text}\n  {second} | {second_text}"
+    )]
     ProcfileDuplicate {
         path: PathBuf,
         name: String,
         first: usize,
+        first_text: String,
         second: usize,
+        second_text: String,
     },
 
     #[error("{path}: the Procfile defines no processes")]
@@ -68,11 +72,17 @@ pub enum Error {
     #[error("invalid base port `{value}` from ${var}: expected a number from 0 to 65535")]
     PortEnv { var: &'static str, value: String },
 
+    #[error("root directory {path} does not exist or is not a directory (set by -d/--root)")]
+    RootMissing { path: PathBuf },
+
     #[error("nothing to start: the formation gives every selected process 0 instances")]
     NothingToStart,
 
     #[error("{0}: command not found")]
     CommandNotFound(String),
+
+    #[error("{0}: cannot execute: its interpreter (the `#!` line) was not found")]
+    InterpreterNotFound(String),
 
     #[error("{0}: permission denied (not executable)")]
     NotExecutable(String),
@@ -93,7 +103,7 @@ impl Error {
     #[must_use]
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::CommandNotFound(_) => 127,
+            Error::CommandNotFound(_) | Error::InterpreterNotFound(_) => 127,
             Error::NotExecutable(_) => 126,
             _ => 1,
         }

@@ -31,8 +31,10 @@ impl Procfile {
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
+                // The absolute path says where ganger looked even when the
+                // user gave none (`Procfile` in whatever directory this is).
                 Error::ProcfileMissing {
-                    path: path.to_path_buf(),
+                    path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
                 }
             } else {
                 Error::Read {
@@ -45,7 +47,8 @@ impl Procfile {
             path: path.to_path_buf(),
             line: line_of_offset(e.as_bytes(), e.utf8_error().valid_up_to()),
         })?;
-        parse(path, &text)
+        // As for dotenv files: an editor's byte-order mark is not part of line 1.
+        parse(path, text.strip_prefix('\u{feff}').unwrap_or(&text))
     }
 
     /// The entry called `name`, with its 0-based position.
@@ -116,11 +119,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Procfile> {
         }
         let name = &content[..name_len];
         if let Some(first) = entries.iter().find(|e| e.name == name) {
+            let first_text = text.split('\n').nth(first.line - 1).unwrap_or_default();
             return Err(Error::ProcfileDuplicate {
                 path: path.to_path_buf(),
                 name: name.to_string(),
                 first: first.line,
+                first_text: first_text
+                    .strip_suffix('\r')
+                    .unwrap_or(first_text)
+                    .to_string(),
                 second: line,
+                second_text: content.to_string(),
             });
         }
         entries.push(Entry {
@@ -225,6 +234,7 @@ mod tests {
         assert!(msg.contains("Procfile:3:"), "{msg}");
         assert!(msg.contains("line 1"), "{msg}");
         assert!(msg.contains("`web`"), "{msg}");
+        assert!(msg.contains("\n  1 | web: a\n  3 | web: c"), "{msg}");
     }
 
     #[test]
@@ -245,12 +255,30 @@ mod tests {
     }
 
     #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("Procfile");
+        std::fs::write(&path, "\u{feff}web: a\n").expect("write");
+        let procfile = Procfile::load(&path).expect("loads");
+        assert_eq!(procfile.entries[0].name, "web");
+    }
+
+    #[test]
     fn missing_file_says_where_it_looked() {
         let msg = Procfile::load(Path::new("/nonexistent/Procfile"))
             .expect_err("missing")
             .to_string();
         assert!(msg.contains("/nonexistent/Procfile"), "{msg}");
         assert!(msg.contains("-f"), "{msg}");
+
+        let msg = Procfile::load(Path::new("no-such-dir/Procfile"))
+            .expect_err("missing")
+            .to_string();
+        let cwd = std::env::current_dir().expect("cwd");
+        assert!(
+            msg.contains(&format!("{}/no-such-dir/Procfile", cwd.display())),
+            "{msg}"
+        );
     }
 
     proptest! {

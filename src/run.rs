@@ -6,9 +6,11 @@
 //! USR1, USR2) are forwarded; signals the terminal sent to the whole group are
 //! not, since the child already has them.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -126,6 +128,9 @@ pub fn run(
     signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&original), None)
         .map_err(|e| Error::os("cannot restore the signal mask", e.into()))?;
     let child = spawned.map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound if program_exists(first, &cmd) => {
+            Error::InterpreterNotFound(shown.clone())
+        }
         io::ErrorKind::NotFound => Error::CommandNotFound(shown.clone()),
         io::ErrorKind::PermissionDenied => Error::NotExecutable(shown.clone()),
         _ => Error::os(format!("cannot run {shown}"), e),
@@ -139,4 +144,21 @@ pub fn run(
             Err(e) => return Err(Error::os(format!("cannot wait for {shown}"), e.into())),
         }
     }
+}
+
+/// Whether `program` names an existing file, as `execvp` would look for it (in
+/// the child's root and `PATH`). Only asked after `exec` said ENOENT, which it
+/// also says when a script's interpreter is missing.
+fn program_exists(program: &OsStr, cmd: &Command) -> bool {
+    let program = Path::new(program);
+    let root = cmd.get_current_dir().unwrap_or(Path::new("."));
+    if program.as_os_str().as_bytes().contains(&b'/') {
+        return root.join(program).is_file();
+    }
+    let path = cmd
+        .get_envs()
+        .find(|(key, _)| *key == "PATH")
+        .and_then(|(_, value)| value.map(OsStr::to_os_string))
+        .unwrap_or_default();
+    std::env::split_paths(&path).any(|dir| root.join(dir).join(program).is_file())
 }

@@ -376,3 +376,120 @@ impl Running {
         }
     }
 }
+
+impl App {
+    /// Runs `ganger ARGS` to completion with extra environment variables.
+    pub fn run_with_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
+        let mut cmd = self.ganger();
+        cmd.args(args).envs(vars.iter().copied());
+        run_with_deadline(cmd, Duration::from_secs(60))
+    }
+}
+
+/// A `ganger` running as the leader of its own session, with one end of a fresh
+/// pseudo-terminal as its controlling terminal and stdin/stdout/stderr; the test
+/// holds the other end, types into it and reads what the terminal shows.
+pub struct Pty {
+    pub child: Child,
+    master: std::fs::File,
+    shown: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl App {
+    /// Starts `ganger ARGS` on a new pseudo-terminal.
+    pub fn spawn_in_pty(&self, args: &[&str]) -> Pty {
+        use std::os::unix::process::CommandExt;
+
+        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let mut cmd = self.ganger();
+        cmd.args(args)
+            .stdin(Stdio::from(pty.slave.try_clone().expect("dup")))
+            .stdout(Stdio::from(pty.slave.try_clone().expect("dup")))
+            .stderr(Stdio::from(pty.slave));
+        // SAFETY: setsid and ioctl are async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::unistd::setsid()?;
+                if nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn ganger on a pty");
+        // The slave must be closed here, or reading the master never ends.
+        drop(cmd);
+        let master = std::fs::File::from(pty.master);
+        let mut reader = master.try_clone().expect("dup master");
+        let shown = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&shown);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // Reading fails with EIO once no process holds the slave open.
+            while let Ok(n @ 1..) = reader.read(&mut buf) {
+                sink.lock().expect("lock").extend_from_slice(&buf[..n]);
+            }
+        });
+        Pty {
+            child,
+            master,
+            shown,
+        }
+    }
+}
+
+impl Pty {
+    /// Types `bytes` at the terminal.
+    pub fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.master.write_all(bytes).expect("write to the pty");
+    }
+
+    /// Everything the terminal has shown so far, as text.
+    pub fn shown(&self) -> String {
+        String::from_utf8_lossy(&self.shown.lock().expect("lock")).into_owned()
+    }
+
+    /// Waits until the terminal has shown `needle`.
+    #[track_caller]
+    pub fn wait_for(&self, needle: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.shown().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "the terminal never showed {needle:?}; it shows:\n{}",
+                self.shown()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for ganger to exit; returns its status and what the terminal showed.
+    #[track_caller]
+    pub fn finish(mut self, limit: Duration) -> (ExitStatus, String) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return (status, self.shown());
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "ganger did not exit within {limit:?}; the terminal shows:\n{}",
+                    self.shown()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Pty {
+    /// A failed test must not leave ganger running on its terminal.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
