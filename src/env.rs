@@ -68,16 +68,20 @@ impl AppEnv {
             .collect()
     }
 
-    /// The full environment of one child: dotenv values, overridden by the
-    /// inherited environment, then `extra` (PORT, PS), which always wins.
+    /// The full environment of one child that runs in `root`: dotenv values,
+    /// overridden by the inherited environment, then `PWD` (so it names the
+    /// child's directory, not ganger's) and `extra` (PORT, PS), which always win.
     #[must_use]
-    pub fn for_child(&self, extra: &[(&str, String)]) -> Vec<(OsString, OsString)> {
+    pub fn for_child(&self, root: &Path, extra: &[(&str, String)]) -> Vec<(OsString, OsString)> {
         let mut map: BTreeMap<OsString, OsString> = self
             .files
             .iter()
             .map(|(k, v)| (OsString::from(k), OsString::from(v)))
             .collect();
         map.extend(std::env::vars_os());
+        if let Ok(pwd) = std::fs::canonicalize(root) {
+            map.insert(OsString::from("PWD"), pwd.into_os_string());
+        }
         for (k, v) in extra {
             map.insert(OsString::from(k), OsString::from(v));
         }
@@ -232,7 +236,7 @@ mod tests {
         env.files.insert("GANGER_T_ONLY_FILE".into(), "f".into());
         env.files.insert("PORT".into(), "1".into());
         let child: BTreeMap<_, _> = env
-            .for_child(&[("PORT", "5000".into())])
+            .for_child(Path::new("/"), &[("PORT", "5000".into())])
             .into_iter()
             .collect();
         assert_eq!(
@@ -241,6 +245,7 @@ mod tests {
         );
         assert_eq!(child[&OsString::from("GANGER_T_ONLY_FILE")], "f");
         assert_eq!(child[&OsString::from("PORT")], "5000");
+        assert_eq!(child[&OsString::from("PWD")], "/");
     }
 
     proptest! {

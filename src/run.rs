@@ -92,7 +92,7 @@ pub fn run(
         }
     };
     cmd.env_clear()
-        .envs(env.for_child(&extra))
+        .envs(env.for_child(root, &extra))
         .current_dir(root);
     let shown = first.to_string_lossy().into_owned();
 

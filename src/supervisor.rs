@@ -166,10 +166,10 @@ impl<'a> Supervisor<'a> {
 
     fn spawn(&mut self, instance: Instance) {
         let ps = instance.ps();
-        let env = self
-            .app
-            .env
-            .for_child(&[("PORT", instance.port.to_string()), ("PS", ps.clone())]);
+        let env = self.app.env.for_child(
+            &self.app.root,
+            &[("PORT", instance.port.to_string()), ("PS", ps.clone())],
+        );
         match spawn::spawn(&instance.command, &env, &self.app.root, self.split_stderr) {
             Ok(spawned) => {
                 let index = self.procs.len();

@@ -283,7 +283,7 @@ impl Running {
                     .stderr
                     .recv_timeout(Duration::from_secs(5))
                     .unwrap_or_default();
-                return (status, self.seen, stderr);
+                return (status, std::mem::take(&mut self.seen), stderr);
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
@@ -486,6 +486,16 @@ impl Pty {
 
 impl Drop for Pty {
     /// A failed test must not leave ganger running on its terminal.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for Running {
+    /// A failed test must not leave ganger running.
     fn drop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
             let _ = self.child.kill();
