@@ -41,6 +41,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             run::run(app.as_ref(), &env, &root, &args.command, cli.app.port)
         }
         Command::Start(args) => {
+            // Before anything slow: signals that arrive now wait for their handlers.
+            os::block_acted_on();
             let app = App::load(&cli.app)?;
             supervisor::start(&app, &args)
         }

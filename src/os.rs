@@ -85,6 +85,40 @@ pub fn record_inherited_signals() {
     }
 }
 
+/// The signals `start` acts on. Blocked from the start of `start` until their
+/// handlers are installed, so that none is lost in between: as PID 1 an
+/// unhandled SIGTERM would simply be dropped, while a blocked one waits.
+const ACTED_ON: [libc::c_int; 6] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGCHLD,
+];
+
+fn set_blocked(how: libc::c_int) {
+    // SAFETY: a local sigset filled with valid signal numbers.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&raw mut set);
+        for sig in ACTED_ON {
+            libc::sigaddset(&raw mut set, sig);
+        }
+        libc::pthread_sigmask(how, &raw const set, std::ptr::null_mut());
+    }
+}
+
+/// Holds the signals `start` acts on pending until [`unblock_acted_on`].
+pub fn block_acted_on() {
+    set_blocked(libc::SIG_BLOCK);
+}
+
+/// Lets the signals blocked by [`block_acted_on`] through (to installed handlers).
+pub fn unblock_acted_on() {
+    set_blocked(libc::SIG_UNBLOCK);
+}
+
 /// In the child: the signal mask and ignored signals ganger was started with.
 pub fn restore_inherited_signals_in_child() {
     let ignored = INHERITED_IGNORED.load(Ordering::SeqCst);

@@ -93,16 +93,47 @@ const SHELL_WORDS: &[&str] = &[
 
 /// Prefixes `exec ` when the command is one simple command, so that the shell
 /// is replaced by the program: one process fewer, and signals and the parent
-/// death signal reach the program itself.
+/// death signal reach the program itself (dash does not exec the last command
+/// of `sh -c` on its own).
 #[must_use]
 pub fn shell_command(command: &str) -> String {
-    let simple = !command.contains(['\n', ';', '&', '|', '<', '>', '(', ')', '`', '#', '\\']);
     let first = command.split_whitespace().next().unwrap_or("");
-    if simple && !first.is_empty() && !first.contains('=') && !SHELL_WORDS.contains(&first) {
+    if is_simple(command)
+        && !first.is_empty()
+        && !first.contains('=')
+        && !SHELL_WORDS.contains(&first)
+    {
         format!("exec {command}")
     } else {
         command.to_string()
     }
+}
+
+/// Whether `command` has no unquoted control operator, subshell or comment:
+/// a single simple command, possibly with quoted arguments and redirections.
+fn is_simple(command: &str) -> bool {
+    #[derive(PartialEq)]
+    enum Quote {
+        None,
+        Single,
+        Double,
+    }
+    let mut quote = Quote::None;
+    let mut chars = command.chars();
+    while let Some(c) = chars.next() {
+        match (&quote, c) {
+            (Quote::None, '\\') | (Quote::Double, '\\') => {
+                chars.next();
+            }
+            (Quote::None, '\'') => quote = Quote::Single,
+            (Quote::None, '"') => quote = Quote::Double,
+            (Quote::None, ';' | '&' | '|' | '(' | ')' | '`' | '#' | '\n' | '\r') => return false,
+            (Quote::Single, '\'') | (Quote::Double, '"') => quote = Quote::None,
+            (Quote::Double, '`') => return false,
+            _ => {}
+        }
+    }
+    quote == Quote::None
 }
 
 #[cfg(test)]
@@ -126,7 +157,10 @@ mod tests {
             "exec x",
             "trap 'x' TERM",
             "while true; do x; done",
-            "a > log",
+            "a 'quoted' ; b",
+            "echo 'unterminated",
+            "a # comment",
+            "(a)",
         ] {
             assert_eq!(shell_command(cmd), cmd);
         }

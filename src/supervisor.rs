@@ -82,6 +82,7 @@ pub fn start(app: &App, args: &StartArgs) -> Result<i32> {
     let (status, writer) = runtime.block_on(async {
         let mut signals =
             Signals::install().map_err(|e| Error::os("cannot install signal handlers", e))?;
+        os::unblock_acted_on();
         let (failed_tx, failed_rx) = unbounded_channel();
         let (sink, writer) = output::start_writer(failed_tx)
             .map_err(|e| Error::os("cannot start the output thread", e))?;

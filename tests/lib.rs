@@ -3,5 +3,6 @@
 mod support;
 
 mod check;
+mod pid1;
 mod run;
 mod start;
