@@ -26,7 +26,7 @@ fn can_unshare() -> bool {
 
 /// `ganger ARGS` as PID 1 of a new PID namespace, in `app`'s directory.
 fn in_namespace(app: &App, args: &[&str]) -> Command {
-    let mut cmd = app.ganger();
+    let cmd = app.ganger();
     let program = cmd.get_program().to_owned();
     let mut wrapped = Command::new("unshare");
     wrapped
