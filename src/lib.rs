@@ -12,6 +12,7 @@ pub mod config;
 pub mod env;
 pub mod error;
 pub mod formation;
+pub mod keeper;
 pub mod os;
 pub mod output;
 pub mod procfile;

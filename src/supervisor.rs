@@ -20,6 +20,7 @@ use crate::cli::{LogFormat, StartArgs};
 use crate::config::App;
 use crate::error::{Error, Result};
 use crate::formation::{self, Instance};
+use crate::keeper::Keeper;
 use crate::os;
 use crate::output::{self, LineFormat, Sink, Stream, Style};
 use crate::reaper::{self, Exit};
@@ -74,6 +75,9 @@ pub fn start(app: &App, args: &StartArgs) -> Result<i32> {
     os::raise_nofile_limit();
     // Best effort: without it, orphans go to init instead of being reaped here.
     let _ = os::become_subreaper();
+    // Forked while ganger still has one thread; without it a SIGKILLed ganger
+    // would leave the other members of compound commands' groups behind.
+    let keeper = Keeper::start().ok();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -90,6 +94,7 @@ pub fn start(app: &App, args: &StartArgs) -> Result<i32> {
         let style = Arc::new(Style::new(&args.output, width));
         let (closed_tx, closed_rx) = unbounded_channel();
         let mut sup = Supervisor::new(app, args, style, sink, closed_tx);
+        sup.keeper = keeper;
         for (a, b, port) in formation::port_collisions(&plan) {
             sup.say(&format!("warning: {a} and {b} both get PORT={port}"));
         }
@@ -118,6 +123,7 @@ struct Supervisor<'a> {
     /// The status ganger exits with, set by whatever started the stop.
     status: Option<i32>,
     stdout_broken: bool,
+    keeper: Option<Keeper>,
 }
 
 impl<'a> Supervisor<'a> {
@@ -141,6 +147,7 @@ impl<'a> Supervisor<'a> {
             phase: Phase::Running,
             status: None,
             stdout_broken: false,
+            keeper: None,
         }
     }
 
@@ -205,6 +212,9 @@ impl<'a> Supervisor<'a> {
                     self.closed_tx.clone(),
                 ));
                 self.by_pid.insert(spawned.pid, index);
+                if let Some(keeper) = &mut self.keeper {
+                    keeper.watch(spawned.pid);
+                }
                 self.procs.push(Proc {
                     instance,
                     pid: spawned.pid,
@@ -246,11 +256,23 @@ impl<'a> Supervisor<'a> {
                 () = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => self.on_timer(),
             }
         }
+        if let Some(keeper) = self.keeper.take() {
+            keeper.release();
+        }
         // Nothing ganger started may outlive it.
-        for pid in os::descendants() {
+        for pid in self.descendants() {
             let _ = kill(pid, Signal::SIGKILL);
         }
         self.status.unwrap_or(0)
+    }
+
+    /// Every living descendant but the keeper.
+    fn descendants(&self) -> Vec<Pid> {
+        let keeper = self.keeper.as_ref().map(Keeper::pid);
+        os::descendants()
+            .into_iter()
+            .filter(|&pid| Some(pid) != keeper)
+            .collect()
     }
 
     fn finished(&self) -> bool {
@@ -261,7 +283,7 @@ impl<'a> Supervisor<'a> {
                 self.procs
                     .iter()
                     .all(|p| matches!(p.state, ProcState::Exited(_)) && p.open_streams == 0)
-                    && os::descendants().is_empty()
+                    && self.descendants().is_empty()
             }
         }
     }
@@ -399,7 +421,7 @@ impl<'a> Supervisor<'a> {
         for proc in &self.procs {
             let _ = killpg(proc.pid, sig);
         }
-        for pid in os::descendants() {
+        for pid in self.descendants() {
             let in_a_group =
                 getpgid(Some(pid)).is_ok_and(|pgid| self.procs.iter().any(|p| p.pid == pgid));
             if !in_a_group {

@@ -186,7 +186,7 @@ fn sigkill_of_ganger_leaves_no_instance_running() {
     // b.1's program records its own pid: with `sh -c` in between, the pid in
     // "started with pid" would be the shell's.
     let app = App::with_procfile(
-        "a: sleep 1000\nb: python3 -c 'import os, time; open(\"b.pid\", \"w\").write(str(os.getpid())); time.sleep(1000)'\n",
+        "a: sleep 1000\nb: python3 -c 'import os, time; open(\"b.pid\", \"w\").write(str(os.getpid())); time.sleep(1000)'\nc: sh -c 'echo $$ > c.pid; exec sleep 1000' | cat\n",
     );
     let mut ganger = Running::spawn({
         let mut c = app.ganger();
@@ -194,7 +194,7 @@ fn sigkill_of_ganger_leaves_no_instance_running() {
         c
     });
     let mut pids = Vec::new();
-    for ps in ["a.1", "a.2", "b.1"] {
+    for ps in ["a.1", "a.2", "b.1", "c.1"] {
         let line = ganger.wait_for(&format!("{ps} started with pid "), LIMIT);
         pids.push(
             line.rsplit(' ')
@@ -210,6 +210,13 @@ fn sigkill_of_ganger_leaves_no_instance_running() {
         .parse()
         .expect("pid");
     pids.push(program);
+    // A member of a compound command's group, which the parent death signal misses.
+    let member: i32 = app
+        .wait_for_file("c.pid", |t| !t.is_empty(), LIMIT)
+        .trim()
+        .parse()
+        .expect("pid");
+    pids.push(member);
     ganger.signal("KILL");
     ganger.finish(LIMIT);
     wait_all_dead(&pids, Duration::from_secs(10));
