@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod env;
 pub mod error;
+pub mod export;
 pub mod formation;
 pub mod os;
 pub mod procfile;
@@ -35,5 +36,6 @@ pub fn run(cli: Cli) -> Result<i32> {
             run::run(app.as_ref(), &env, &root, &args.command, cli.app.port)
         }
         Command::Start(_) => todo!(),
+        Command::Export(args) => export::export(&App::load(&cli.app)?, &args),
     }
 }
