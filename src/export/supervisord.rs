@@ -73,9 +73,11 @@ pub fn owns(app: &str, name: &str, path: &Path) -> bool {
 
 /// Whether supervisord's `environment=KEY="value"` parsing gives back exactly
 /// `value`: no quote it cannot escape or would strip, no comment leader, no
-/// line break or other control character.
+/// line break or other control character, no `%(` (supervisord replaces
+/// `%(here)s` even after a `%%`).
 fn passes_environment(value: &str) -> bool {
-    !value.starts_with('\'')
+    !value.contains("%(")
+        && !value.starts_with('\'')
         && !value.ends_with('\'')
         && !value
             .chars()
@@ -136,7 +138,8 @@ fn one_line_word(value: &str) -> String {
 fn ini_word(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('\'');
-    for c in s.chars() {
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
             '\'' | ';' | '#' => {
                 out.push('\'');
@@ -144,6 +147,9 @@ fn ini_word(s: &str) -> String {
                 out.push(c);
                 out.push('\'');
             }
+            // supervisord replaces `%(here)s` as plain text before it reads
+            // `%%`, so no `%(` may appear: an empty '' splits them.
+            '%' if chars.peek() == Some(&'(') => out.push_str("%%''"),
             '%' => out.push_str("%%"),
             c => out.push(c),
         }
@@ -159,11 +165,11 @@ fn ini_path(path: &str, what: &str) -> Result<String> {
     let comment = chars
         .windows(2)
         .any(|w| w[0].is_whitespace() && matches!(w[1], ';' | '#'));
-    if comment {
+    if comment || path.contains("%(") {
         return Err(Export::unsupported(
             Format::Supervisord,
             what,
-            format!("`{path}` has ` ;` or ` #`, which supervisord reads as a comment"),
+            format!("`{path}` has ` ;` or ` #` (a comment to supervisord) or `%(` (an expansion)"),
         ));
     }
     Ok(path.replace('%', "%%"))
@@ -187,6 +193,7 @@ mod tests {
     fn words_have_no_comment_leader_or_line_break() {
         let word = ini_word("a ;b #c 'd' 50%");
         assert_eq!(word, "'a '\\;'b '\\#'c '\\''d'\\'' 50%%'");
+        assert_eq!(ini_word("%(here)s"), "'%%''(here)s'");
         let script = wrapper(&[("A".into(), "x\ny\r".into())]);
         assert!(!script.contains('\n') && !script.contains('\r'), "{script}");
     }
