@@ -104,7 +104,7 @@ pub struct ExportArgs {
     #[arg(short = 'l', long, env = "GANGER_LOG", value_name = "DIR")]
     pub log: Option<PathBuf>,
 
-    /// Run directory [default: /var/run/APP]
+    /// Run directory, accepted as foreman does (no format needs one) [default: /var/run/APP]
     #[arg(short = 'r', long, env = "GANGER_RUN", value_name = "DIR")]
     pub run: Option<PathBuf>,
 

@@ -29,6 +29,13 @@ pub fn render(export: &Export) -> Result<Vec<Entry>> {
     let mut text = format!("; {}\n", marker(app));
     let mut programs = Vec::new();
     for inst in export.instances() {
+        if inst.command.contains(['\n', '\r']) {
+            return Err(Export::unsupported(
+                Format::Supervisord,
+                format!("the command of `{}`", inst.name),
+                "it contains a line break, which command= cannot hold",
+            ));
+        }
         let program = export.dashed(inst);
         let log = format!("{log_dir}/{}-{}", inst.name, inst.number);
         let (listed, exported): (Vec<_>, Vec<_>) = export
