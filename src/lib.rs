@@ -24,6 +24,7 @@ pub use error::{Error, Result};
 /// Runs one ganger command and returns the exit status it asks for.
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
+        Command::Export(args) => export::export(&App::load(&cli.app)?, &args),
         Command::Check => {
             let app = App::load(&cli.app)?;
             let show_plan = cli.app.formation.is_some() || cli.app.port.is_some();
@@ -36,6 +37,5 @@ pub fn run(cli: Cli) -> Result<i32> {
             run::run(app.as_ref(), &env, &root, &args.command, cli.app.port)
         }
         Command::Start(_) => todo!(),
-        Command::Export(args) => export::export(&App::load(&cli.app)?, &args),
     }
 }
