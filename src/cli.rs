@@ -102,6 +102,50 @@ pub enum Command {
         after_help = "Examples:\n  ganger check\n  ganger check -m all=2 -p 3000   # also list every instance and its PORT"
     )]
     Check,
+
+    /// Write service definitions for another process manager
+    #[command(
+        after_help = "Examples:\n  ganger export systemd /etc/systemd/system -a shop -u shop\n  ganger export supervisord /etc/supervisor/conf.d -m web=2,worker=1\n  ganger export kubernetes deploy/ -a shop"
+    )]
+    Export(ExportArgs),
+}
+
+/// `ganger export FORMAT DIR`: foreman's flags and defaults.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// The process manager to write definitions for
+    #[arg(value_enum, value_name = "FORMAT")]
+    pub format: crate::export::Format,
+
+    /// Directory to write into (created if missing)
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// Application name: prefix of every unit, program, service and label
+    #[arg(
+        short = 'a',
+        long,
+        env = "GANGER_APP",
+        default_value = "app",
+        value_name = "NAME"
+    )]
+    pub app: String,
+
+    /// User the processes run as [default: the app name]
+    #[arg(short = 'u', long, env = "GANGER_USER", value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Log directory [default: /var/log/APP]
+    #[arg(short = 'l', long, env = "GANGER_LOG", value_name = "DIR")]
+    pub log: Option<PathBuf>,
+
+    /// Run directory, accepted as foreman does (no format needs one) [default: /var/run/APP]
+    #[arg(short = 'r', long, env = "GANGER_RUN", value_name = "DIR")]
+    pub run: Option<PathBuf>,
+
+    /// Seconds between the stop signal and SIGKILL (fractions allowed)
+    #[arg(short = 't', long, env = "GANGER_TIMEOUT", value_name = "SECS", default_value = "5", value_parser = parse_timeout)]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -78,6 +78,23 @@ pub enum Error {
     #[error("nothing to start: the formation gives every selected process 0 instances")]
     NothingToStart,
 
+    #[error("nothing to export: the formation gives every process 0 instances")]
+    NothingToExport,
+
+    #[error("invalid {flag} `{value}`: {reason}")]
+    ExportFlag {
+        flag: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+
+    #[error("cannot export {what} as {format}: {reason}")]
+    ExportUnsupported {
+        format: &'static str,
+        what: String,
+        reason: String,
+    },
+
     #[error("{0}: command not found")]
     CommandNotFound(String),
 

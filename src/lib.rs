@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod env;
 pub mod error;
+pub mod export;
 pub mod formation;
 pub mod keeper;
 pub mod os;
@@ -30,6 +31,7 @@ pub use error::{Error, Result};
 /// Runs one ganger command and returns the exit status it asks for.
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
+        Command::Export(args) => export::export(&App::load(&cli.app)?, &args),
         Command::Check => {
             let app = App::load(&cli.app)?;
             let show_plan = cli.app.formation.is_some() || cli.app.port.is_some();

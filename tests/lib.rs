@@ -3,6 +3,7 @@
 mod support;
 
 mod check;
+mod export;
 mod pid1;
 mod run;
 mod start;

@@ -1,0 +1,277 @@
+//! Kubernetes: one YAML stream `APP.yaml` with a Secret holding the app's
+//! environment, a Deployment per type (replicas = the formation's count) and a
+//! Service for each type that binds PORT.
+//!
+//! Owns the Kubernetes object model and its naming (DNS labels: lowercase, `-`).
+//! The YAML serializer does all quoting. The env reaches containers through
+//! `envFrom` (values from a Secret are never expanded); in `command` Kubernetes
+//! expands `$(VAR)`, so every `$` is written as `$$`, which it turns back into `$`.
+//! Limits of the model: every replica of a type gets the same PORT (the type's
+//! first port), and `PS` is exact only for a single replica; with more, it is
+//! the pod's name (downward API). The container image is `APP`; the process runs
+//! in the image's working directory. The file carries the env and is 0600.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_yaml_ng::{Mapping, Value};
+
+use super::{Entry, Export, Format, Process, has_marker, map, mapping, marker, yaml};
+use crate::error::Result;
+
+pub fn render(export: &Export) -> Result<Vec<Entry>> {
+    let app = dns_label(&export.app, "the app name")?;
+    let mut names: BTreeMap<String, &str> = BTreeMap::new();
+    let mut parts = Vec::new();
+    for process in &export.processes {
+        let what = format!("process `{}`", process.name);
+        let part = dns_part(&process.name, &what)?;
+        let name = dns_label(&format!("{app}-{part}"), &what)?;
+        if let Some(other) = names.insert(name.clone(), &process.name) {
+            return Err(Export::unsupported(
+                Format::Kubernetes,
+                format!("processes `{other}` and `{}`", process.name),
+                format!("both become the Kubernetes name `{name}`"),
+            ));
+        }
+        parts.push((process, part, name));
+    }
+    let secret_name = format!("{app}-env");
+    let mut docs = Vec::new();
+    if !export.env.is_empty() {
+        let data: Mapping = export
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+            .collect();
+        docs.push(map([
+            ("apiVersion", "v1".into()),
+            ("kind", "Secret".into()),
+            ("metadata", metadata(&secret_name, &app, None)),
+            ("type", "Opaque".into()),
+            ("stringData", Value::Mapping(data)),
+        ]));
+    }
+    for (process, part, name) in &parts {
+        let names = Names {
+            app: &app,
+            part,
+            name,
+            secret: &secret_name,
+        };
+        docs.push(deployment(export, process, &names));
+        if process.binds_port() {
+            docs.push(service(process, &names));
+        }
+    }
+    let mut text = format!("# {}\n", marker(&export.app));
+    for doc in docs {
+        text.push_str("---\n");
+        text.push_str(&yaml(&doc, "the Kubernetes YAML")?);
+    }
+    Ok(vec![Entry::secret(format!("{}.yaml", export.app), text)])
+}
+
+/// The names one type's objects use.
+struct Names<'a> {
+    app: &'a str,
+    /// The type as a DNS label: container name and component label.
+    part: &'a str,
+    /// `APP-TYPE`: Deployment and Service.
+    name: &'a str,
+    secret: &'a str,
+}
+
+/// `APP.yaml`, when this app's export wrote it.
+pub fn owns(app: &str, name: &str, path: &Path) -> bool {
+    name == format!("{app}.yaml") && has_marker(path, app)
+}
+
+fn deployment(export: &Export, process: &Process, names: &Names) -> Value {
+    let ps = match process.shared_ps() {
+        Some(ps) => map([("name", "PS".into()), ("value", ps.into())]),
+        None => map([
+            ("name", "PS".into()),
+            (
+                "valueFrom",
+                map([("fieldRef", map([("fieldPath", "metadata.name".into())]))]),
+            ),
+        ]),
+    };
+    let port = process.first_port();
+    let mut container = mapping([
+        ("name", names.part.into()),
+        ("image", names.app.into()),
+        (
+            "command",
+            Value::Sequence(vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                process.command.replace('$', "$$").into(),
+            ]),
+        ),
+        (
+            "env",
+            Value::Sequence(vec![
+                map([("name", "PORT".into()), ("value", port.to_string().into())]),
+                ps,
+            ]),
+        ),
+    ]);
+    if !export.env.is_empty() {
+        container.insert(
+            "envFrom".into(),
+            Value::Sequence(vec![map([(
+                "secretRef",
+                map([("name", names.secret.into())]),
+            )])]),
+        );
+    }
+    if process.binds_port() {
+        container.insert(
+            "ports".into(),
+            Value::Sequence(vec![map([
+                ("containerPort", port.into()),
+                ("protocol", "TCP".into()),
+            ])]),
+        );
+    }
+    let labels = labels(names.app, Some(names.part));
+    map([
+        ("apiVersion", "apps/v1".into()),
+        ("kind", "Deployment".into()),
+        (
+            "metadata",
+            metadata(names.name, names.app, Some(names.part)),
+        ),
+        (
+            "spec",
+            map([
+                ("replicas", (process.instances.len() as u64).into()),
+                ("selector", map([("matchLabels", labels.clone())])),
+                (
+                    "template",
+                    map([
+                        ("metadata", map([("labels", labels)])),
+                        (
+                            "spec",
+                            map([
+                                (
+                                    "terminationGracePeriodSeconds",
+                                    export.timeout_secs().into(),
+                                ),
+                                (
+                                    "containers",
+                                    Value::Sequence(vec![Value::Mapping(container)]),
+                                ),
+                            ]),
+                        ),
+                    ]),
+                ),
+            ]),
+        ),
+    ])
+}
+
+fn service(process: &Process, names: &Names) -> Value {
+    let port = process.first_port();
+    map([
+        ("apiVersion", "v1".into()),
+        ("kind", "Service".into()),
+        (
+            "metadata",
+            metadata(names.name, names.app, Some(names.part)),
+        ),
+        (
+            "spec",
+            map([
+                ("selector", labels(names.app, Some(names.part))),
+                (
+                    "ports",
+                    Value::Sequence(vec![map([
+                        ("port", port.into()),
+                        ("targetPort", port.into()),
+                        ("protocol", "TCP".into()),
+                    ])]),
+                ),
+            ]),
+        ),
+    ])
+}
+
+fn metadata(name: &str, app: &str, component: Option<&str>) -> Value {
+    map([("name", name.into()), ("labels", labels(app, component))])
+}
+
+/// The recommended `app.kubernetes.io` labels; process names are valid label values.
+fn labels(app: &str, component: Option<&str>) -> Value {
+    let mut labels = mapping([("app.kubernetes.io/name", app.into())]);
+    if let Some(component) = component {
+        labels.insert("app.kubernetes.io/component".into(), component.into());
+    }
+    Value::Mapping(labels)
+}
+
+/// A process type as a DNS-1123 label (container names, label values):
+/// lowercase, `_` as `-`, starting and ending with a letter or digit.
+fn dns_part(name: &str, what: &str) -> Result<String> {
+    let part = lowercase_dashed(name);
+    let ok = part.len() <= 63
+        && part.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && part.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(part)
+    } else {
+        Err(Export::unsupported(
+            Format::Kubernetes,
+            what.to_string(),
+            format!(
+                "`{name}` does not make a Kubernetes name (it must start and end with a letter or digit)"
+            ),
+        ))
+    }
+}
+
+fn lowercase_dashed(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            '_' | '.' => '-',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+/// A DNS-1035 label (what Service names need, and stricter than the rest):
+/// lowercase letters, digits and `-`, starting with a letter, at most 63.
+fn dns_label(name: &str, what: &str) -> Result<String> {
+    let label = lowercase_dashed(name);
+    let ok = label.len() <= 63
+        && label.starts_with(|c: char| c.is_ascii_lowercase())
+        && !label.ends_with('-')
+        && label
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(label)
+    } else {
+        Err(Export::unsupported(
+            Format::Kubernetes,
+            what.to_string(),
+            format!(
+                "`{name}` does not make a Kubernetes name (lowercase letters, digits and `-`, starting with a letter, at most 63)"
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(dns_label("My_App.web", "x").expect("valid"), "my-app-web");
+        assert!(dns_label("1web", "x").is_err());
+        assert!(dns_label(&"a".repeat(64), "x").is_err());
+    }
+}

@@ -1,0 +1,98 @@
+//! launchd: an XML property list `APP-NAME-N.plist` per instance.
+//!
+//! Owns the launchd job model: `Label`, `ProgramArguments` (`/bin/sh -c CMD`),
+//! `EnvironmentVariables`, `WorkingDirectory`, `UserName`, logs and
+//! `ExitTimeOut`. The `plist` crate does the XML escaping; launchd passes
+//! arguments and variables as they are, with no shell or expansion in between.
+//! XML 1.0 cannot hold most control characters at all, so a value with one is
+//! an error here. The files carry the environment and are 0600.
+
+use std::path::Path;
+
+use plist::{Dictionary, Value};
+
+use super::{Entry, Export, Format, after_app, marker};
+use crate::error::{Error, Result};
+
+pub fn render(export: &Export) -> Result<Vec<Entry>> {
+    let mut entries = Vec::new();
+    for inst in export.instances() {
+        let label = export.dashed(inst);
+        let log = format!("{}/{label}.log", export.log_dir);
+        let mut env = Dictionary::new();
+        for (key, value) in export.instance_env(inst) {
+            check_xml(&key, &value)?;
+            env.insert(key, Value::String(value));
+        }
+        check_xml("the command", &inst.command)?;
+        let mut job = Dictionary::new();
+        job.insert("Label".into(), Value::String(label.clone()));
+        job.insert(
+            "ProgramArguments".into(),
+            Value::Array(vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                inst.command.clone().into(),
+            ]),
+        );
+        job.insert("EnvironmentVariables".into(), Value::Dictionary(env));
+        job.insert("WorkingDirectory".into(), export.root.clone().into());
+        job.insert("UserName".into(), export.user.clone().into());
+        job.insert("RunAtLoad".into(), true.into());
+        job.insert("KeepAlive".into(), true.into());
+        job.insert("StandardOutPath".into(), log.clone().into());
+        job.insert("StandardErrorPath".into(), log.into());
+        job.insert("ExitTimeOut".into(), export.timeout_secs().into());
+
+        let mut xml = Vec::new();
+        Value::Dictionary(job)
+            .to_writer_xml(&mut xml)
+            .map_err(|e| {
+                Error::os(
+                    format!("cannot write {label}.plist"),
+                    std::io::Error::other(e),
+                )
+            })?;
+        xml.push(b'\n');
+        entries.push(Entry::secret(
+            format!("{label}.plist"),
+            with_marker(xml, &export.app),
+        ));
+    }
+    Ok(entries)
+}
+
+/// The `APP-*.plist` files this app's export wrote (the marker is an XML
+/// comment before `<plist>`).
+pub fn owns(app: &str, name: &str, path: &Path) -> bool {
+    after_app(app, name).is_some_and(|rest| rest.ends_with(".plist"))
+        && super::has_marker(path, app)
+}
+
+/// Puts the marker comment before the `<plist` element.
+fn with_marker(xml: Vec<u8>, app: &str) -> Vec<u8> {
+    let comment = format!("<!-- {} -->\n", marker(app));
+    match xml.windows(6).position(|w| w == b"<plist") {
+        Some(at) => [&xml[..at], comment.as_bytes(), &xml[at..]].concat(),
+        None => xml,
+    }
+}
+
+/// XML 1.0 has no way to write most control characters, and a raw carriage
+/// return would be read back as a line feed.
+fn check_xml(what: &str, value: &str) -> Result<()> {
+    match value
+        .chars()
+        .find(|&c| c.is_control() && c != '\n' && c != '\t')
+    {
+        Some(c) => Err(Export::unsupported(
+            Format::Launchd,
+            what.to_string(),
+            format!(
+                "the value contains {}, which an XML property list cannot hold",
+                c.escape_unicode()
+            ),
+        )),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,106 @@
+//! systemd: `APP.target` wanting every instance, and `APP-NAME.N.service` each.
+//!
+//! Owns the quoting of unit-file values: every value goes in a double-quoted
+//! string where systemd undoes C escapes, with `%` doubled (specifiers) and, in
+//! `ExecStart=`, `$` doubled (systemd substitutes `$VAR` there at exec time).
+//! A newline becomes `\n`, which systemd turns back into a newline, so no value
+//! can start a directive of its own. Service files carry the environment and are
+//! 0600; the target is 0644. Output goes to the journal (`-l`/`-r` are unused).
+
+use std::path::Path;
+
+use super::{Entry, Export, after_app, has_marker, marker};
+use crate::error::Result;
+
+pub fn render(export: &Export) -> Result<Vec<Entry>> {
+    let app = &export.app;
+    let services: Vec<String> = export
+        .instances()
+        .map(|i| service_name(app, &i.ps()))
+        .collect();
+    let mut entries = vec![Entry::public(
+        format!("{app}.target"),
+        format!(
+            "# {}\n[Unit]\nDescription={app}\nWants={}\n\n[Install]\nWantedBy=multi-user.target\n",
+            marker(app),
+            services.join(" ")
+        ),
+    )];
+    for inst in export.instances() {
+        let ps = inst.ps();
+        let mut unit = format!(
+            "# {marker}\n[Unit]\nDescription={app} {ps}\nPartOf={app}.target\nStopWhenUnneeded=yes\n\n\
+             [Service]\nType=simple\nUser={user}\nWorkingDirectory={root}\n",
+            marker = marker(app),
+            user = export.user,
+            root = export.root.replace('%', "%%"),
+        );
+        for (key, value) in export.instance_env(inst) {
+            unit.push_str(&format!(
+                "Environment={}\n",
+                quote(&format!("{key}={value}"), false)
+            ));
+        }
+        unit.push_str(&format!(
+            "ExecStart=/bin/sh -c {}\n\
+             Restart=always\nRestartSec=1\nStandardInput=null\nStandardOutput=journal\nStandardError=journal\n\
+             SyslogIdentifier={app}-{ps}\nKillMode=control-group\nTimeoutStopSec={timeout}ms\n\n\
+             [Install]\nWantedBy={app}.target\n",
+            quote(&inst.command, true),
+            timeout = export.timeout.as_millis(),
+        ));
+        entries.push(Entry::secret(service_name(app, &ps), unit));
+    }
+    Ok(entries)
+}
+
+/// `APP-web.1.service`: foreman's unit name.
+fn service_name(app: &str, ps: &str) -> String {
+    format!("{app}-{ps}.service")
+}
+
+/// `APP.target` and the `APP-*.service` units this app's export wrote.
+pub fn owns(app: &str, name: &str, path: &Path) -> bool {
+    let ours = name == format!("{app}.target")
+        || after_app(app, name).is_some_and(|rest| rest.ends_with(".service"));
+    ours && has_marker(path, app)
+}
+
+/// A double-quoted unit-file string that systemd reads back as exactly `s`.
+/// With `dollar`, `$` is doubled too (for `ExecStart=`).
+fn quote(s: &str, dollar: bool) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '%' => out.push_str("%%"),
+            '$' if dollar => out.push_str("$$"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                for unit in c.to_string().bytes() {
+                    out.push_str(&format!("\\x{unit:02x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote("A=b c", false), "\"A=b c\"");
+        assert_eq!(quote("a\"b\\c%d$e\nf", false), "\"a\\\"b\\\\c%%d$e\\nf\"");
+        assert_eq!(quote("echo $PORT", true), "\"echo $$PORT\"");
+        assert_eq!(quote("\u{1}", false), "\"\\x01\"");
+    }
+}
