@@ -5,10 +5,11 @@ use std::io::Write;
 use crate::config::App;
 use crate::error::{Error, Result};
 use crate::formation;
+use crate::policy::{OnExit, Policy};
 
 /// Prints `valid procfile detected (web, worker)`; with `show_plan`, also every
 /// instance that `start` would run with its PORT.
-pub fn check(app: &App, show_plan: bool) -> Result<i32> {
+pub fn check(app: &App, policy: &Policy, show_plan: bool) -> Result<i32> {
     let mut out = String::new();
     out.push_str(&format!(
         "valid procfile detected ({})\n",
@@ -18,8 +19,13 @@ pub fn check(app: &App, show_plan: bool) -> Result<i32> {
         let plan = app.plan(&[])?;
         let width = plan.iter().map(|i| i.ps().len()).max().unwrap_or(0);
         for inst in &plan {
+            let on_exit = match policy.on_exit(&inst.name) {
+                OnExit::Restart => "  (restarts)",
+                OnExit::Allowed => "  (can die)",
+                OnExit::StopAll => "",
+            };
             out.push_str(&format!(
-                "  {:width$}  PORT={}  {}\n",
+                "  {:width$}  PORT={}  {}{on_exit}\n",
                 inst.ps(),
                 inst.port,
                 inst.command

@@ -101,7 +101,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  ganger check\n  ganger check -m all=2 -p 3000   # also list every instance and its PORT"
     )]
-    Check,
+    Check(CheckArgs),
 
     /// Write service definitions for another process manager
     #[command(
@@ -149,10 +149,31 @@ pub struct ExportArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// What happens when an instance exits (beyond foreman's "stop everything").
+#[derive(Debug, Clone, Default, Args)]
+pub struct PolicyArgs {
+    /// Types to start again when they exit, after 0.5 s, 1 s, 2 s ... up to 30 s (comma list, or `all`)
+    #[arg(long, env = "GANGER_RESTART", value_name = "TYPES", value_delimiter = ',')]
+    pub restart: Vec<String>,
+
+    /// Types that may exit without stopping the app, e.g. a migration (comma list, or `all`)
+    #[arg(long = "can-die", env = "GANGER_CAN_DIE", value_name = "TYPES", value_delimiter = ',')]
+    pub can_die: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct StartArgs {
     /// Process types to start [default: all]
     #[arg(value_name = "NAME")]
     pub processes: Vec<String>,
+
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 
     #[command(flatten)]
     pub output: OutputArgs,

@@ -15,6 +15,7 @@ pub mod export;
 pub mod formation;
 pub mod keeper;
 pub mod os;
+pub mod policy;
 pub mod output;
 pub mod procfile;
 pub mod reaper;
@@ -26,16 +27,18 @@ pub mod supervisor;
 
 use cli::{Cli, Command};
 use config::App;
+use policy::Policy;
 pub use error::{Error, Result};
 
 /// Runs one ganger command and returns the exit status it asks for.
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Export(args) => export::export(&App::load(&cli.app)?, &args),
-        Command::Check => {
+        Command::Check(args) => {
             let app = App::load(&cli.app)?;
-            let show_plan = cli.app.formation.is_some() || cli.app.port.is_some();
-            check::check(&app, show_plan)
+            let policy = Policy::new(&args.policy, &app.procfile)?;
+            let show_plan = cli.app.formation.is_some() || cli.app.port.is_some() || !policy.is_empty();
+            check::check(&app, &policy, show_plan)
         }
         Command::Run(args) => {
             os::raise_nofile_limit();
