@@ -23,6 +23,7 @@ use crate::formation::{self, Instance};
 use crate::keeper::Keeper;
 use crate::os;
 use crate::output::{self, LineFormat, Sink, Stream, Style};
+use crate::policy::{BACKOFF_RESET, OnExit, Policy, backoff, show_delay};
 use crate::reaper::{self, Exit};
 use crate::relay;
 use crate::signals::{SignalEvent, Signals};
@@ -36,7 +37,17 @@ const KILL_GRACE: Duration = Duration::from_secs(3);
 /// Where one instance is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcState {
-    Running,
+    /// Not started yet.
+    Pending,
+    Running {
+        since: Instant,
+    },
+    /// Exited, and starts again at `until` (`--restart`).
+    BackingOff {
+        until: Instant,
+        exit: Exit,
+    },
+    /// Exited for good.
     Exited(Exit),
 }
 
@@ -56,14 +67,26 @@ pub enum Phase {
 
 struct Proc {
     instance: Instance,
-    pid: Pid,
+    /// The current (or last) process, also its process group.
+    pid: Option<Pid>,
     state: ProcState,
     /// Output pipes not yet at end of file.
     open_streams: u8,
-    /// Whether the exit line has been printed.
-    announced: bool,
-    /// When to print the exit line even if output is still open.
-    announce_by: Option<Instant>,
+    /// The exit line, held until the instance's output is drained or the
+    /// deadline passes, so that it comes after the last output.
+    exit_note: Option<(String, Instant)>,
+    /// Restarts so far, and the backoff step (reset after a long uptime).
+    restarts: u32,
+    backoff_step: u32,
+}
+
+impl Proc {
+    fn is_live(&self) -> bool {
+        matches!(
+            self.state,
+            ProcState::Running { .. } | ProcState::BackingOff { .. }
+        )
+    }
 }
 
 /// Starts the app and supervises it until it stops; returns the exit status.
@@ -93,7 +116,8 @@ pub fn start(app: &App, args: &StartArgs) -> Result<i32> {
         let width = plan.iter().map(|i| i.ps().len()).max().unwrap_or(0);
         let style = Arc::new(Style::new(&args.output, width));
         let (closed_tx, closed_rx) = unbounded_channel();
-        let mut sup = Supervisor::new(app, args, style, sink, closed_tx);
+        let policy = Policy::new(&args.policy, &app.procfile)?;
+        let mut sup = Supervisor::new(app, args, policy, style, sink, closed_tx);
         sup.keeper = keeper;
         for (a, b, port) in formation::port_collisions(&plan) {
             sup.say(&format!("warning: {a} and {b} both get PORT={port}"));
@@ -124,12 +148,16 @@ struct Supervisor<'a> {
     status: Option<i32>,
     stdout_broken: bool,
     keeper: Option<Keeper>,
+    policy: Policy,
+    /// The first non-zero status among instances allowed to die.
+    first_failure: Option<i32>,
 }
 
 impl<'a> Supervisor<'a> {
     fn new(
         app: &'a App,
         args: &StartArgs,
+        policy: Policy,
         style: Arc<Style>,
         sink: Sink,
         closed_tx: UnboundedSender<usize>,
@@ -148,6 +176,8 @@ impl<'a> Supervisor<'a> {
             status: None,
             stdout_broken: false,
             keeper: None,
+            policy,
+            first_failure: None,
         }
     }
 
@@ -165,74 +195,73 @@ impl<'a> Supervisor<'a> {
     /// Spawns every instance before any output is awaited.
     fn spawn_all(&mut self, plan: Vec<Instance>) {
         for instance in plan {
+            self.procs.push(Proc {
+                instance,
+                pid: None,
+                state: ProcState::Pending,
+                open_streams: 0,
+                exit_note: None,
+                restarts: 0,
+                backoff_step: 0,
+            });
+        }
+        for index in 0..self.procs.len() {
             if self.phase != Phase::Running {
                 break;
             }
-            self.spawn(instance);
+            self.launch(index);
         }
     }
 
-    fn spawn(&mut self, instance: Instance) {
+    /// Starts (or starts again) instance `index`, with its PORT and PS.
+    fn launch(&mut self, index: usize) {
+        self.flush_exit_note(index);
+        let instance = &self.procs[index].instance;
         let ps = instance.ps();
+        let position = instance.position;
         let env = self.app.env.for_child(
             &self.app.root,
             &[("PORT", instance.port.to_string()), ("PS", ps.clone())],
         );
-        match spawn::spawn(&instance.command, &env, &self.app.root, self.split_stderr) {
-            Ok(spawned) => {
-                let index = self.procs.len();
-                let mut open_streams = 1;
-                let format = LineFormat::new(
-                    Arc::clone(&self.style),
-                    &ps,
-                    Some(instance.position),
-                    Stream::Stdout,
-                );
-                if let Some(stderr) = spawned.stderr {
-                    open_streams += 1;
-                    let err_format = LineFormat::new(
-                        Arc::clone(&self.style),
-                        &ps,
-                        Some(instance.position),
-                        Stream::Stderr,
-                    );
-                    tokio::spawn(relay::relay(
-                        stderr,
-                        err_format,
-                        self.sink.clone(),
-                        index,
-                        self.closed_tx.clone(),
-                    ));
-                }
-                tokio::spawn(relay::relay(
-                    spawned.stdout,
-                    format,
-                    self.sink.clone(),
-                    index,
-                    self.closed_tx.clone(),
-                ));
-                self.by_pid.insert(spawned.pid, index);
-                if let Some(keeper) = &mut self.keeper {
-                    keeper.watch(spawned.pid);
-                }
-                self.procs.push(Proc {
-                    instance,
-                    pid: spawned.pid,
-                    state: ProcState::Running,
-                    open_streams,
-                    announced: false,
-                    announce_by: None,
-                });
-                self.say(&format!("{ps} started with pid {}", spawned.pid));
-            }
+        let spawned = match spawn::spawn(&instance.command, &env, &self.app.root, self.split_stderr)
+        {
+            Ok(spawned) => spawned,
             Err(e) => {
                 self.say(&format!("cannot start {ps}: {e}"));
+                self.procs[index].state = ProcState::Exited(Exit::Code(1));
                 if self.phase == Phase::Running {
                     self.status = Some(1);
                     self.begin_stop();
                 }
+                return;
             }
+        };
+        let streams = [
+            (Some(spawned.stdout), Stream::Stdout),
+            (spawned.stderr, Stream::Stderr),
+        ];
+        for (fd, stream) in streams {
+            let Some(fd) = fd else { continue };
+            let format = LineFormat::new(Arc::clone(&self.style), &ps, Some(position), stream);
+            tokio::spawn(relay::relay(
+                fd,
+                format,
+                self.sink.clone(),
+                index,
+                self.closed_tx.clone(),
+            ));
+            self.procs[index].open_streams += 1;
         }
+        self.by_pid.insert(spawned.pid, index);
+        if let Some(keeper) = &mut self.keeper {
+            keeper.watch(spawned.pid);
+        }
+        let proc = &mut self.procs[index];
+        proc.pid = Some(spawned.pid);
+        proc.state = ProcState::Running {
+            since: Instant::now(),
+        };
+        self.say(&format!("{ps} started with pid {}", spawned.pid));
     }
 
     async fn run(
@@ -282,7 +311,7 @@ impl<'a> Supervisor<'a> {
             Phase::Stopping { .. } | Phase::Killing { .. } => {
                 self.procs
                     .iter()
-                    .all(|p| matches!(p.state, ProcState::Exited(_)) && p.open_streams == 0)
+                    .all(|p| !p.is_live() && p.open_streams == 0)
                     && self.descendants().is_empty()
             }
         }
@@ -294,10 +323,14 @@ impl<'a> Supervisor<'a> {
             Phase::Running => None,
             Phase::Stopping { deadline } | Phase::Killing { deadline } => Some(deadline),
         };
+        let restarts = self.procs.iter().filter_map(|p| match p.state {
+            ProcState::BackingOff { until, .. } if self.phase == Phase::Running => Some(until),
+            _ => None,
+        });
         self.procs
             .iter()
-            .filter(|p| !p.announced)
-            .filter_map(|p| p.announce_by)
+            .filter_map(|p| p.exit_note.as_ref().map(|(_, by)| *by))
+            .chain(restarts)
             .chain(phase)
             .min()
     }
@@ -307,37 +340,81 @@ impl<'a> Supervisor<'a> {
             let Some(index) = self.by_pid.remove(&pid) else {
                 continue; // an orphan that was reparented to us
             };
-            let proc = &mut self.procs[index];
-            proc.state = ProcState::Exited(exit);
-            if proc.open_streams == 0 {
-                self.announce(index);
-            } else {
-                proc.announce_by = Some(Instant::now() + LINGER);
+            self.on_exit(index, exit);
+        }
+    }
+
+    /// Instance `index` exited: restart it, let it go, or stop the app.
+    fn on_exit(&mut self, index: usize, exit: Exit) {
+        let now = Instant::now();
+        let running = self.phase == Phase::Running;
+        let on_exit = self.policy.on_exit(&self.procs[index].instance.name);
+        let proc = &mut self.procs[index];
+        let ps = proc.instance.ps();
+        let mut note = format!("{ps} {}", exit.describe());
+        match (running, on_exit) {
+            (true, OnExit::Restart) => {
+                if let ProcState::Running { since } = proc.state
+                    && now.duration_since(since) >= BACKOFF_RESET
+                {
+                    proc.backoff_step = 0;
+                }
+                let delay = backoff(proc.backoff_step);
+                proc.backoff_step = proc.backoff_step.saturating_add(1);
+                proc.restarts += 1;
+                proc.state = ProcState::BackingOff {
+                    until: now + delay,
+                    exit,
+                };
+                note = format!(
+                    "{note}, restarting in {} (restart {})",
+                    show_delay(delay),
+                    proc.restarts
+                );
             }
-            if self.phase == Phase::Running {
+            (true, OnExit::Allowed) => {
+                proc.state = ProcState::Exited(exit);
+                if exit.status() != 0 && self.first_failure.is_none() {
+                    self.first_failure = Some(exit.status());
+                }
+            }
+            (true, OnExit::StopAll) => {
+                proc.state = ProcState::Exited(exit);
                 self.status = Some(exit.status());
-                self.begin_stop();
             }
+            (false, _) => proc.state = ProcState::Exited(exit),
+        }
+        let proc = &mut self.procs[index];
+        proc.exit_note = Some((note, now + LINGER));
+        if proc.open_streams == 0 {
+            self.flush_exit_note(index);
+        }
+        if running && on_exit == OnExit::StopAll {
+            self.begin_stop();
+        } else if running
+            && self
+                .procs
+                .iter()
+                .all(|p| !p.is_live() && p.state != ProcState::Pending)
+        {
+            // Every instance was allowed to exit, and has.
+            self.status = Some(self.first_failure.unwrap_or(0));
+            self.begin_stop();
         }
     }
 
     fn on_output_closed(&mut self, index: usize) {
         let proc = &mut self.procs[index];
         proc.open_streams = proc.open_streams.saturating_sub(1);
-        if proc.open_streams == 0 && matches!(proc.state, ProcState::Exited(_)) {
-            self.announce(index);
+        if proc.open_streams == 0 {
+            self.flush_exit_note(index);
         }
     }
 
-    fn announce(&mut self, index: usize) {
-        let proc = &mut self.procs[index];
-        if proc.announced {
-            return;
-        }
-        proc.announced = true;
-        if let ProcState::Exited(exit) = proc.state {
-            let line = format!("{} {}", proc.instance.ps(), exit.describe());
-            self.say(&line);
+    /// Prints instance `index`'s pending exit line, if any.
+    fn flush_exit_note(&mut self, index: usize) {
+        if let Some((note, _)) = self.procs[index].exit_note.take() {
+            self.say(&note);
         }
     }
 
@@ -366,13 +443,19 @@ impl<'a> Supervisor<'a> {
 
     fn on_timer(&mut self) {
         let now = Instant::now();
-        let due: Vec<usize> = (0..self.procs.len())
-            .filter(|&i| {
-                !self.procs[i].announced && self.procs[i].announce_by.is_some_and(|t| t <= now)
-            })
-            .collect();
-        for index in due {
-            self.announce(index);
+        for index in 0..self.procs.len() {
+            if self.procs[index]
+                .exit_note
+                .as_ref()
+                .is_some_and(|(_, by)| *by <= now)
+            {
+                self.flush_exit_note(index);
+            }
+            if self.phase == Phase::Running
+                && matches!(self.procs[index].state, ProcState::BackingOff { until, .. } if until <= now)
+            {
+                self.launch(index);
+            }
         }
         if let Phase::Stopping { deadline } = self.phase
             && deadline <= now
@@ -382,7 +465,19 @@ impl<'a> Supervisor<'a> {
     }
 
     fn begin_stop(&mut self) {
-        self.say("sending SIGTERM to all processes");
+        // Nothing restarts during a shutdown, and no backoff is waited out.
+        for proc in &mut self.procs {
+            if let ProcState::BackingOff { exit, .. } = proc.state {
+                proc.state = ProcState::Exited(exit);
+            }
+        }
+        if self
+            .procs
+            .iter()
+            .any(|p| matches!(p.state, ProcState::Running { .. }))
+        {
+            self.say("sending SIGTERM to all processes");
+        }
         self.phase = Phase::Stopping {
             deadline: Instant::now() + self.timeout,
         };
@@ -396,7 +491,7 @@ impl<'a> Supervisor<'a> {
         let alive: Vec<String> = self
             .procs
             .iter()
-            .filter(|p| p.state == ProcState::Running)
+            .filter(|p| matches!(p.state, ProcState::Running { .. }))
             .map(|p| p.instance.ps())
             .collect();
         if !alive.is_empty() {
@@ -410,20 +505,22 @@ impl<'a> Supervisor<'a> {
 
     fn forward(&mut self, sig: Signal) {
         self.say(&format!("forwarding {} to all processes", sig.as_str()));
-        for proc in self.procs.iter().filter(|p| p.state == ProcState::Running) {
-            let _ = killpg(proc.pid, sig);
+        for proc in &self.procs {
+            if let (ProcState::Running { .. }, Some(pid)) = (proc.state, proc.pid) {
+                let _ = killpg(pid, sig);
+            }
         }
     }
 
     /// Signals every instance's process group, and every descendant that has
     /// left those groups, exactly once each.
     fn signal_all(&self, sig: Signal) {
-        for proc in &self.procs {
-            let _ = killpg(proc.pid, sig);
+        for pid in self.procs.iter().filter_map(|p| p.pid) {
+            let _ = killpg(pid, sig);
         }
         for pid in self.descendants() {
             let in_a_group =
-                getpgid(Some(pid)).is_ok_and(|pgid| self.procs.iter().any(|p| p.pid == pgid));
+                getpgid(Some(pid)).is_ok_and(|pgid| self.procs.iter().any(|p| p.pid == Some(pgid)));
             if !in_a_group {
                 let _ = kill(pid, sig);
             }

@@ -5,5 +5,6 @@ mod support;
 mod check;
 mod export;
 mod pid1;
+mod restart;
 mod run;
 mod start;
