@@ -81,6 +81,16 @@ pub struct AppArgs {
         value_name = "N"
     )]
     pub port: Option<u16>,
+
+    /// The control socket of `start`, used by ps/restart/stop/scale/quit [default: .ganger.sock in the root]
+    #[arg(
+        short = 's',
+        long = "socket",
+        env = "GANGER_SOCKET",
+        global = true,
+        value_name = "PATH"
+    )]
+    pub socket: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +118,28 @@ pub enum Command {
         after_help = "Examples:\n  ganger export systemd /etc/systemd/system -a shop -u shop\n  ganger export supervisord /etc/supervisor/conf.d -m web=2,worker=1\n  ganger export kubernetes deploy/ -a shop"
     )]
     Export(ExportArgs),
+
+    /// List the instances of the running app: pid, state, uptime, restarts, port
+    #[command(after_help = "Examples:\n  ganger ps\n  ganger ps -s /run/app/ganger.sock")]
+    Ps,
+
+    /// Restart instances of the running app (a type, or an instance like web.2; none = all)
+    #[command(
+        after_help = "Examples:\n  ganger restart\n  ganger restart web\n  ganger restart worker.2"
+    )]
+    Restart(TargetArgs),
+
+    /// Stop instances of the running app; the rest keeps running
+    #[command(after_help = "Examples:\n  ganger stop worker\n  ganger stop web.2")]
+    Stop(RequiredTargetArgs),
+
+    /// Change the running app's formation: start or stop instances
+    #[command(after_help = "Examples:\n  ganger scale web=3\n  ganger scale web=1,worker=4")]
+    Scale(ScaleArgs),
+
+    /// Stop the whole running app, as SIGTERM would
+    #[command(after_help = "Examples:\n  ganger quit")]
+    Quit,
 }
 
 /// `ganger export FORMAT DIR`: foreman's flags and defaults.
@@ -146,6 +178,27 @@ pub struct ExportArgs {
     /// Seconds between the stop signal and SIGKILL (fractions allowed)
     #[arg(short = 't', long, env = "GANGER_TIMEOUT", value_name = "SECS", default_value = "5", value_parser = parse_timeout)]
     pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// A process type (`web`) or an instance (`web.2`) [default: every instance]
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RequiredTargetArgs {
+    /// A process type (`web`) or an instance (`web.2`)
+    #[arg(value_name = "TARGET", required = true)]
+    pub targets: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScaleArgs {
+    /// New instance counts: TYPE=N[,TYPE=N...]
+    #[arg(value_name = "TYPE=N")]
+    pub spec: String,
 }
 
 #[derive(Debug, Clone, Args)]

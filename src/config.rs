@@ -40,6 +40,14 @@ pub fn paths(args: &AppArgs) -> (PathBuf, PathBuf) {
     }
 }
 
+/// The control socket: `-s`/`GANGER_SOCKET`, else `.ganger.sock` in the root.
+#[must_use]
+pub fn socket_path(args: &AppArgs) -> PathBuf {
+    args.socket
+        .clone()
+        .unwrap_or_else(|| paths(args).1.join(".ganger.sock"))
+}
+
 /// The base port: `-p`/`GANGER_PORT`, else `$PORT`, else 5000.
 pub fn base_port(args: &AppArgs) -> Result<u16> {
     if let Some(port) = args.port {
@@ -136,6 +144,7 @@ mod tests {
             env: vec![],
             formation: None,
             port: None,
+            socket: None,
         }
     }
 

@@ -95,6 +95,9 @@ pub enum Error {
         reason: String,
     },
 
+    #[error("{0}")]
+    Control(String),
+
     #[error("{0}: command not found")]
     CommandNotFound(String),
 

@@ -9,6 +9,7 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod env;
 pub mod error;
 pub mod export;
@@ -29,10 +30,32 @@ use cli::{Cli, Command};
 use config::App;
 pub use error::{Error, Result};
 use policy::Policy;
+use serde_json::json;
+
+/// Sends one control request and prints the reply's message.
+fn client(app: &cli::AppArgs, request: &serde_json::Value) -> Result<i32> {
+    let reply = control::request(&config::socket_path(app), request)?;
+    if let Some(message) = reply["message"].as_str() {
+        control::print(&format!("{message}\n"))?;
+    }
+    Ok(0)
+}
 
 /// Runs one ganger command and returns the exit status it asks for.
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
+        Command::Ps => {
+            let reply = control::request(&config::socket_path(&cli.app), &json!({"cmd": "ps"}))?;
+            control::print(&control::format_ps(&reply))?;
+            Ok(0)
+        }
+        Command::Restart(args) => client(
+            &cli.app,
+            &json!({"cmd": "restart", "targets": args.targets}),
+        ),
+        Command::Stop(args) => client(&cli.app, &json!({"cmd": "stop", "targets": args.targets})),
+        Command::Scale(args) => client(&cli.app, &json!({"cmd": "scale", "spec": args.spec})),
+        Command::Quit => client(&cli.app, &json!({"cmd": "quit"})),
         Command::Export(args) => export::export(&App::load(&cli.app)?, &args),
         Command::Check(args) => {
             let app = App::load(&cli.app)?;
@@ -51,7 +74,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             // Before anything slow: signals that arrive now wait for their handlers.
             os::block_acted_on();
             let app = App::load(&cli.app)?;
-            supervisor::start(&app, &args)
+            supervisor::start(&app, &args, &config::socket_path(&cli.app))
         }
     }
 }

@@ -13,13 +13,16 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::{Pid, getpgid};
+use serde_json::json;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::time::{Instant, sleep_until};
 
 use crate::cli::{LogFormat, StartArgs};
 use crate::config::App;
+use crate::control::{self, Request, error_reply};
 use crate::error::{Error, Result};
 use crate::formation::{self, Instance};
+use crate::formation::{Formation, port_for, unknown_process};
 use crate::keeper::Keeper;
 use crate::os;
 use crate::output::{self, LineFormat, Sink, Stream, Style};
@@ -42,13 +45,30 @@ pub enum ProcState {
     Running {
         since: Instant,
     },
+    /// Asked to stop by a client: SIGTERM sent, SIGKILL at `deadline`, then `next`.
+    Stopping {
+        deadline: Instant,
+        next: AfterStop,
+    },
     /// Exited, and starts again at `until` (`--restart`).
     BackingOff {
         until: Instant,
         exit: Exit,
     },
+    /// Stopped by a client; down until a restart or scale starts it.
+    Stopped,
+    /// Scaled away; hidden until a scale up brings its number back.
+    Removed,
     /// Exited for good.
     Exited(Exit),
+}
+
+/// What follows a stop a client asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterStop {
+    Start,
+    Stay,
+    Remove,
 }
 
 /// Where the whole app is in its life.
@@ -84,13 +104,50 @@ impl Proc {
     fn is_live(&self) -> bool {
         matches!(
             self.state,
-            ProcState::Running { .. } | ProcState::BackingOff { .. }
+            ProcState::Running { .. } | ProcState::Stopping { .. } | ProcState::BackingOff { .. }
         )
+    }
+
+    /// What `ganger ps` shows of this instance.
+    fn describe(&self, now: Instant) -> serde_json::Value {
+        let state = match self.state {
+            ProcState::Pending => "starting".to_string(),
+            ProcState::Running { .. } => "running".to_string(),
+            ProcState::Stopping { .. } => "stopping".to_string(),
+            ProcState::BackingOff { until, .. } => {
+                format!(
+                    "restarting in {}s",
+                    until.saturating_duration_since(now).as_secs_f64().ceil()
+                )
+            }
+            ProcState::Stopped => "stopped".to_string(),
+            ProcState::Removed => "removed".to_string(),
+            ProcState::Exited(exit) => format!("exited {}", exit.status()),
+        };
+        let uptime = match self.state {
+            ProcState::Running { since } => Some(now.duration_since(since).as_secs_f64()),
+            _ => None,
+        };
+        let pid = self.pid.filter(|_| {
+            matches!(
+                self.state,
+                ProcState::Running { .. } | ProcState::Stopping { .. }
+            )
+        });
+        json!({
+            "name": self.instance.ps(),
+            "type": self.instance.name,
+            "pid": pid.map(Pid::as_raw),
+            "state": state,
+            "uptime": uptime,
+            "restarts": self.restarts,
+            "port": self.instance.port,
+        })
     }
 }
 
 /// Starts the app and supervises it until it stops; returns the exit status.
-pub fn start(app: &App, args: &StartArgs) -> Result<i32> {
+pub fn start(app: &App, args: &StartArgs, socket: &std::path::Path) -> Result<i32> {
     let plan = app.plan(&args.processes)?;
     if plan.is_empty() {
         return Err(Error::NothingToStart);
@@ -117,13 +174,18 @@ pub fn start(app: &App, args: &StartArgs) -> Result<i32> {
         let style = Arc::new(Style::new(&args.output, width));
         let (closed_tx, closed_rx) = unbounded_channel();
         let policy = Policy::new(&args.policy, &app.procfile)?;
+        let (control_tx, control_rx) = unbounded_channel();
+        // Bound before anything starts: a second `start` fails here, not halfway.
+        let _server = control::listen(socket, control_tx)?;
         let mut sup = Supervisor::new(app, args, policy, style, sink, closed_tx);
         sup.keeper = keeper;
         for (a, b, port) in formation::port_collisions(&plan) {
             sup.say(&format!("warning: {a} and {b} both get PORT={port}"));
         }
         sup.spawn_all(plan);
-        let status = sup.run(&mut signals, failed_rx, closed_rx).await;
+        let status = sup
+            .run(&mut signals, failed_rx, closed_rx, control_rx)
+            .await;
         Ok::<_, Error>((status, writer))
     })?;
     // Dropping the runtime drops any relay still waiting on a pipe, and with it
@@ -269,6 +331,7 @@ impl<'a> Supervisor<'a> {
         signals: &mut Signals,
         mut failed_rx: UnboundedReceiver<output::WriteFailed>,
         mut closed_rx: UnboundedReceiver<usize>,
+        mut control_rx: UnboundedReceiver<control::Envelope>,
     ) -> i32 {
         self.on_child();
         while !self.finished() {
@@ -282,6 +345,10 @@ impl<'a> Supervisor<'a> {
                     SignalEvent::Forward(sig) => self.forward(sig),
                 },
                 Some(_) = failed_rx.recv() => self.on_stdout_failed(),
+                Some((request, reply)) = control_rx.recv() => {
+                    let answer = self.on_request(request);
+                    let _ = reply.send(answer);
+                }
                 () = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => self.on_timer(),
             }
         }
@@ -325,6 +392,7 @@ impl<'a> Supervisor<'a> {
         };
         let restarts = self.procs.iter().filter_map(|p| match p.state {
             ProcState::BackingOff { until, .. } if self.phase == Phase::Running => Some(until),
+            ProcState::Stopping { deadline, .. } if self.phase == Phase::Running => Some(deadline),
             _ => None,
         });
         self.procs
@@ -352,6 +420,23 @@ impl<'a> Supervisor<'a> {
         let proc = &mut self.procs[index];
         let ps = proc.instance.ps();
         let mut note = format!("{ps} {}", exit.describe());
+        if let (true, ProcState::Stopping { next, .. }) = (running, proc.state) {
+            // A stop a client asked for: the app goes on.
+            proc.state = match next {
+                AfterStop::Start => ProcState::Exited(exit),
+                AfterStop::Stay => ProcState::Stopped,
+                AfterStop::Remove => ProcState::Removed,
+            };
+            proc.exit_note = Some((note, now + LINGER));
+            if proc.open_streams == 0 || next == AfterStop::Start {
+                self.flush_exit_note(index);
+            }
+            if next == AfterStop::Start {
+                self.procs[index].restarts += 1;
+                self.launch(index);
+            }
+            return;
+        }
         match (running, on_exit) {
             (true, OnExit::Restart) => {
                 if let ProcState::Running { since } = proc.state
@@ -395,7 +480,8 @@ impl<'a> Supervisor<'a> {
             && self
                 .procs
                 .iter()
-                .all(|p| !p.is_live() && p.state != ProcState::Pending)
+                .filter(|p| p.state != ProcState::Removed)
+                .all(|p| matches!(p.state, ProcState::Exited(_)))
         {
             // Every instance was allowed to exit, and has.
             self.status = Some(self.first_failure.unwrap_or(0));
@@ -451,10 +537,24 @@ impl<'a> Supervisor<'a> {
             {
                 self.flush_exit_note(index);
             }
-            if self.phase == Phase::Running
-                && matches!(self.procs[index].state, ProcState::BackingOff { until, .. } if until <= now)
-            {
-                self.launch(index);
+            if self.phase != Phase::Running {
+                continue;
+            }
+            match self.procs[index].state {
+                ProcState::BackingOff { until, .. } if until <= now => self.launch(index),
+                ProcState::Stopping { deadline, next } if deadline <= now => {
+                    let proc = &mut self.procs[index];
+                    proc.state = ProcState::Stopping {
+                        deadline: now + KILL_GRACE,
+                        next,
+                    };
+                    if let Some(pid) = proc.pid {
+                        let _ = killpg(pid, Signal::SIGKILL);
+                    }
+                    let ps = proc.instance.ps();
+                    self.say(&format!("sending SIGKILL to {ps}"));
+                }
+                _ => {}
             }
         }
         if let Phase::Stopping { deadline } = self.phase
@@ -491,7 +591,12 @@ impl<'a> Supervisor<'a> {
         let alive: Vec<String> = self
             .procs
             .iter()
-            .filter(|p| matches!(p.state, ProcState::Running { .. }))
+            .filter(|p| {
+                matches!(
+                    p.state,
+                    ProcState::Running { .. } | ProcState::Stopping { .. }
+                )
+            })
             .map(|p| p.instance.ps())
             .collect();
         if !alive.is_empty() {
@@ -512,11 +617,217 @@ impl<'a> Supervisor<'a> {
         }
     }
 
+    /// Answers one control request.
+    fn on_request(&mut self, request: Request) -> serde_json::Value {
+        if self.phase != Phase::Running && request != Request::Ps {
+            return error_reply("the app is stopping");
+        }
+        let result = match request {
+            Request::Ps => {
+                let now = Instant::now();
+                let mut shown: Vec<&Proc> = self
+                    .procs
+                    .iter()
+                    .filter(|p| p.state != ProcState::Removed)
+                    .collect();
+                shown.sort_by_key(|p| (p.instance.position, p.instance.number));
+                let instances: Vec<_> = shown.iter().map(|p| p.describe(now)).collect();
+                return json!({"ok": true, "instances": instances});
+            }
+            Request::Restart { targets } => self.resolve(&targets).map(|found| {
+                let names = self.names(&found);
+                for index in found {
+                    self.stop_instance(index, AfterStop::Start);
+                }
+                format!("restarting {names}")
+            }),
+            Request::Stop { targets } if targets.is_empty() => {
+                Err("stop needs a target (a type or an instance)".to_string())
+            }
+            Request::Stop { targets } => self.resolve(&targets).map(|found| {
+                let names = self.names(&found);
+                for index in found {
+                    self.stop_instance(index, AfterStop::Stay);
+                }
+                format!("stopping {names}")
+            }),
+            Request::Scale { spec } => self.scale(&spec),
+            Request::Quit => {
+                self.say("control: quit, stopping the app");
+                self.status = Some(128 + Signal::SIGTERM as i32);
+                self.begin_stop();
+                return json!({"ok": true, "message": "stopping the app"});
+            }
+        };
+        match result {
+            Ok(message) => {
+                self.say(&format!("control: {message}"));
+                json!({"ok": true, "message": message})
+            }
+            Err(message) => error_reply(&message),
+        }
+    }
+
+    fn names(&self, indices: &[usize]) -> String {
+        let names: Vec<String> = indices
+            .iter()
+            .map(|&i| self.procs[i].instance.ps())
+            .collect();
+        names.join(", ")
+    }
+
+    /// The instances that targets (`web`, `web.2`; none = all) name.
+    fn resolve(&self, targets: &[String]) -> Result<Vec<usize>, String> {
+        let visible = |p: &Proc| p.state != ProcState::Removed;
+        if targets.is_empty() {
+            return Ok((0..self.procs.len())
+                .filter(|&i| visible(&self.procs[i]))
+                .collect());
+        }
+        let mut found = Vec::new();
+        for target in targets {
+            let matches: Vec<usize> = (0..self.procs.len())
+                .filter(|&i| {
+                    let p = &self.procs[i];
+                    visible(p) && (p.instance.name == *target || p.instance.ps() == *target)
+                })
+                .collect();
+            if matches.is_empty() {
+                let name = target.rsplit_once('.').map_or(target.as_str(), |(n, _)| n);
+                return Err(if self.app.procfile.find(name).is_some() {
+                    let live: Vec<String> = self
+                        .procs
+                        .iter()
+                        .filter(|p| visible(p))
+                        .map(|p| p.instance.ps())
+                        .collect();
+                    format!("no instance `{target}` (instances: {})", live.join(", "))
+                } else {
+                    crate::error::chain(&unknown_process(name, &self.app.procfile))
+                });
+            }
+            for index in matches {
+                if !found.contains(&index) {
+                    found.push(index);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Stops one instance as a client asked; `next` says what follows.
+    fn stop_instance(&mut self, index: usize, next: AfterStop) {
+        let now = Instant::now();
+        match self.procs[index].state {
+            ProcState::Running { .. } => {
+                let proc = &mut self.procs[index];
+                if let Some(pid) = proc.pid {
+                    let _ = killpg(pid, Signal::SIGTERM);
+                }
+                proc.state = ProcState::Stopping {
+                    deadline: now + self.timeout,
+                    next,
+                };
+            }
+            ProcState::Stopping { deadline, .. } => {
+                self.procs[index].state = ProcState::Stopping { deadline, next };
+            }
+            ProcState::Pending
+            | ProcState::BackingOff { .. }
+            | ProcState::Stopped
+            | ProcState::Removed
+            | ProcState::Exited(_) => match next {
+                AfterStop::Start => self.launch(index),
+                AfterStop::Stay => self.procs[index].state = ProcState::Stopped,
+                AfterStop::Remove => self.procs[index].state = ProcState::Removed,
+            },
+        }
+    }
+
+    /// `scale web=3,worker=1`: starts new instances on the ports `start` would
+    /// give them, and stops the highest-numbered ones first.
+    fn scale(&mut self, spec: &str) -> Result<String, String> {
+        let chain = |e: crate::Error| crate::error::chain(&e);
+        let formation = Formation::parse(spec).map_err(chain)?;
+        formation.check_names(&self.app.procfile).map_err(chain)?;
+        let all_named = spec.split(',').any(|item| item.trim().starts_with("all="));
+        // Check every port before changing anything.
+        let mut wanted = Vec::new();
+        for (position, entry) in self.app.procfile.entries.iter().enumerate() {
+            if !all_named && !formation.counts.contains_key(&entry.name) {
+                continue;
+            }
+            let count = formation.count(&entry.name);
+            let mut ports = Vec::with_capacity(count);
+            for number in 1..=count {
+                let port = port_for(self.app.base_port, position, number, || {
+                    format!("{}.{number}", entry.name)
+                })
+                .map_err(chain)?;
+                ports.push(port);
+            }
+            wanted.push((position, entry.name.clone(), entry.command.clone(), ports));
+        }
+        let mut changes = Vec::new();
+        for (position, name, command, ports) in wanted {
+            let count = ports.len();
+            let mut current: Vec<usize> = (0..self.procs.len())
+                .filter(|&i| {
+                    self.procs[i].instance.name == name && self.procs[i].state != ProcState::Removed
+                })
+                .collect();
+            current.sort_by_key(|&i| self.procs[i].instance.number);
+            let before = current.len();
+            for (number, port) in (1..=count).zip(ports) {
+                if current
+                    .iter()
+                    .any(|&i| self.procs[i].instance.number == number)
+                {
+                    continue;
+                }
+                let existing = self
+                    .procs
+                    .iter()
+                    .position(|p| p.instance.name == name && p.instance.number == number);
+                let index = existing.unwrap_or_else(|| {
+                    self.procs.push(Proc {
+                        instance: Instance {
+                            name: name.clone(),
+                            position,
+                            number,
+                            port,
+                            command: command.clone(),
+                        },
+                        pid: None,
+                        state: ProcState::Pending,
+                        open_streams: 0,
+                        exit_note: None,
+                        restarts: 0,
+                        backoff_step: 0,
+                    });
+                    self.procs.len() - 1
+                });
+                self.launch(index);
+            }
+            for &index in current.iter().rev().take(before.saturating_sub(count)) {
+                self.stop_instance(index, AfterStop::Remove);
+            }
+            changes.push(format!("{name} {before} -> {count}"));
+        }
+        Ok(format!("scaled {}", changes.join(", ")))
+    }
+
     /// Signals every instance's process group, and every descendant that has
     /// left those groups, exactly once each.
     fn signal_all(&self, sig: Signal) {
-        for pid in self.procs.iter().filter_map(|p| p.pid) {
-            let _ = killpg(pid, sig);
+        for proc in &self.procs {
+            // An instance a client is already stopping has had its SIGTERM.
+            let stopping = matches!(proc.state, ProcState::Stopping { .. });
+            if let Some(pid) = proc.pid
+                && !(stopping && sig == Signal::SIGTERM)
+            {
+                let _ = killpg(pid, sig);
+            }
         }
         for pid in self.descendants() {
             let in_a_group =

@@ -3,6 +3,7 @@
 mod support;
 
 mod check;
+mod control;
 mod export;
 mod pid1;
 mod restart;

@@ -567,7 +567,7 @@ fn ctrl_c_in_a_terminal_gives_each_child_exactly_one_stop_signal() {
     let mut reader = master.try_clone().expect("dup master");
     let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = std::sync::Arc::clone(&output);
-    std::thread::spawn(move || {
+    let reading = std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         while let Ok(n) = reader.read(&mut buf) {
             if n == 0 {
@@ -600,6 +600,8 @@ fn ctrl_c_in_a_terminal_gives_each_child_exactly_one_stop_signal() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
+    // The terminal ends (EIO) once ganger and everything it started are gone.
+    reading.join().expect("reader");
     let shown = String::from_utf8_lossy(&output.lock().expect("lock")).into_owned();
     assert_eq!(status.code(), Some(130), "{shown}");
     for n in 1..=3 {
