@@ -101,6 +101,18 @@ struct Proc {
 }
 
 impl Proc {
+    fn new(instance: Instance) -> Self {
+        Proc {
+            instance,
+            pid: None,
+            state: ProcState::Pending,
+            open_streams: 0,
+            exit_note: None,
+            restarts: 0,
+            backoff_step: 0,
+        }
+    }
+
     fn is_live(&self) -> bool {
         matches!(
             self.state,
@@ -257,15 +269,7 @@ impl<'a> Supervisor<'a> {
     /// Spawns every instance before any output is awaited.
     fn spawn_all(&mut self, plan: Vec<Instance>) {
         for instance in plan {
-            self.procs.push(Proc {
-                instance,
-                pid: None,
-                state: ProcState::Pending,
-                open_streams: 0,
-                exit_note: None,
-                restarts: 0,
-                backoff_step: 0,
-            });
+            self.procs.push(Proc::new(instance));
         }
         for index in 0..self.procs.len() {
             if self.phase != Phase::Running {
@@ -790,21 +794,13 @@ impl<'a> Supervisor<'a> {
                     .iter()
                     .position(|p| p.instance.name == name && p.instance.number == number);
                 let index = existing.unwrap_or_else(|| {
-                    self.procs.push(Proc {
-                        instance: Instance {
-                            name: name.clone(),
-                            position,
-                            number,
-                            port,
-                            command: command.clone(),
-                        },
-                        pid: None,
-                        state: ProcState::Pending,
-                        open_streams: 0,
-                        exit_note: None,
-                        restarts: 0,
-                        backoff_step: 0,
-                    });
+                    self.procs.push(Proc::new(Instance {
+                        name: name.clone(),
+                        position,
+                        number,
+                        port,
+                        command: command.clone(),
+                    }));
                     self.procs.len() - 1
                 });
                 self.launch(index);

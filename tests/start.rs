@@ -532,52 +532,14 @@ fn an_idle_ganger_does_not_wake_up() {
     ganger.finish(LIMIT);
 }
 
-/// Runs `ganger ARGS` in `app` with a new pseudo-terminal as its controlling
-/// terminal (stdin, stdout, stderr); returns the child and the master side.
-fn spawn_in_pty(app: &App, args: &[&str]) -> (std::process::Child, std::fs::File) {
-    use std::os::unix::process::CommandExt;
-    let pty = nix::pty::openpty(None, None).expect("openpty");
-    let slave = std::fs::File::from(pty.slave);
-    let mut cmd = app.ganger();
-    cmd.args(args)
-        .stdin(slave.try_clone().expect("dup"))
-        .stdout(slave.try_clone().expect("dup"))
-        .stderr(slave);
-    // SAFETY: setsid and ioctl are async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid()?;
-            if nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().expect("spawn in pty");
-    (child, std::fs::File::from(pty.master))
-}
-
 #[test]
 fn ctrl_c_in_a_terminal_gives_each_child_exactly_one_stop_signal() {
-    use std::io::{Read, Write};
     let app = App::with_procfile(&format!(
         "a: trap 'echo TERM >> sig.$PS; exit 0' TERM; trap 'echo INT >> sig.$PS; exit 0' INT; {MARK}; while true; do sleep 0.05; done\n"
     ));
-    let (mut child, mut master) = spawn_in_pty(&app, &["start", "-m", "a=3"]);
-    let mut reader = master.try_clone().expect("dup master");
-    let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = std::sync::Arc::clone(&output);
-    let reading = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().expect("lock").extend_from_slice(&buf[..n]);
-        }
-    });
+    let mut pty = app.spawn_in_pty(&["start", "-m", "a=3"]);
     app.wait_for_file(
-        "marks/a.3",
+        "marks",
         |_| {
             app.path()
                 .join("marks")
@@ -588,21 +550,8 @@ fn ctrl_c_in_a_terminal_gives_each_child_exactly_one_stop_signal() {
         },
         LIMIT,
     );
-    master.write_all(b"\x03").expect("type Ctrl-C");
-    let deadline = std::time::Instant::now() + LIMIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "ganger did not stop on Ctrl-C"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    // The terminal ends (EIO) once ganger and everything it started are gone.
-    reading.join().expect("reader");
-    let shown = String::from_utf8_lossy(&output.lock().expect("lock")).into_owned();
+    pty.send(b"\x03");
+    let (status, shown) = pty.finish(LIMIT);
     assert_eq!(status.code(), Some(130), "{shown}");
     for n in 1..=3 {
         assert_eq!(

@@ -393,6 +393,7 @@ pub struct Pty {
     pub child: Child,
     master: std::fs::File,
     shown: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    reading: std::thread::JoinHandle<()>,
 }
 
 impl App {
@@ -423,7 +424,7 @@ impl App {
         let mut reader = master.try_clone().expect("dup master");
         let shown = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = std::sync::Arc::clone(&shown);
-        std::thread::spawn(move || {
+        let reading = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             // Reading fails with EIO once no process holds the slave open.
             while let Ok(n @ 1..) = reader.read(&mut buf) {
@@ -434,6 +435,7 @@ impl App {
             child,
             master,
             shown,
+            reading,
         }
     }
 }
@@ -470,6 +472,11 @@ impl Pty {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // What ganger wrote last may still be on its way through the
+                // terminal: wait for the end of it (EIO), within the limit.
+                while !self.reading.is_finished() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 return (status, self.shown());
             }
             if Instant::now() > deadline {
