@@ -238,6 +238,10 @@ pub struct StartArgs {
     #[command(flatten)]
     pub policy: PolicyArgs,
 
+    /// Give these types (comma list; none or `all` = every type) a pseudo-terminal as stdout and stderr
+    #[arg(long, env = "GANGER_TTY", value_name = "TYPES", num_args = 0..=1, default_missing_value = "all", value_delimiter = ',')]
+    pub tty: Option<Vec<String>>,
+
     #[command(flatten)]
     pub output: OutputArgs,
 

@@ -25,6 +25,7 @@ pub mod run;
 pub mod signals;
 pub mod spawn;
 pub mod supervisor;
+pub mod tty;
 
 use cli::{Cli, Command};
 use config::App;

@@ -98,6 +98,8 @@ pub struct LineFormat {
     prefix: Vec<u8>,
     /// The second the text prefix was built for (`i64::MIN`: never).
     prefix_second: i64,
+    /// Lines come from a pty: clean them as a terminal would show them.
+    tty: bool,
 }
 
 impl LineFormat {
@@ -112,7 +114,17 @@ impl LineFormat {
             stream,
             prefix: Vec::with_capacity(64),
             prefix_second: i64::MIN,
+            tty: false,
         }
+    }
+
+    /// For lines read from a pty: `\r\n` ends a line, a carriage-return redraw
+    /// keeps what a terminal would show, and without color the child's escape
+    /// sequences go too.
+    #[must_use]
+    pub fn for_tty(mut self) -> Self {
+        self.tty = true;
+        self
     }
 
     /// Brings the prefix up to date with the clock; call once per chunk.
@@ -167,6 +179,16 @@ impl LineFormat {
 
     /// Appends one formatted line (without its newline) to `out`.
     pub fn push(&self, out: &mut Vec<u8>, line: &[u8]) {
+        if self.tty {
+            let mut shown = Vec::with_capacity(line.len());
+            crate::tty::clean_line(line, !self.style.color, &mut shown);
+            self.push_clean(out, &shown);
+        } else {
+            self.push_clean(out, line);
+        }
+    }
+
+    fn push_clean(&self, out: &mut Vec<u8>, line: &[u8]) {
         out.extend_from_slice(&self.prefix);
         if self.style.json {
             push_json_str(out, line);

@@ -24,7 +24,8 @@ pub struct Types {
 }
 
 impl Types {
-    fn parse(list: &[String], procfile: &Procfile) -> Result<Self> {
+    /// Names (or `all`) checked against the Procfile.
+    pub fn parse(list: &[String], procfile: &Procfile) -> Result<Self> {
         let mut types = Types::default();
         for name in list.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
             if name == "all" {

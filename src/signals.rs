@@ -16,6 +16,8 @@ pub enum SignalEvent {
     Forward(Signal),
     /// A child changed state: reap.
     Child,
+    /// ganger's terminal changed size.
+    Resize,
 }
 
 /// The signal streams the supervisor listens to.
@@ -26,6 +28,7 @@ pub struct Signals {
     usr1: tokio::signal::unix::Signal,
     usr2: tokio::signal::unix::Signal,
     child: tokio::signal::unix::Signal,
+    winch: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -38,6 +41,7 @@ impl Signals {
             hup: signal(SignalKind::hangup())?,
             usr1: signal(SignalKind::user_defined1())?,
             usr2: signal(SignalKind::user_defined2())?,
+            winch: signal(SignalKind::window_change())?,
         })
     }
 
@@ -52,6 +56,7 @@ impl Signals {
             _ = self.hup.recv() => SignalEvent::Stop(Signal::SIGHUP),
             _ = self.usr1.recv() => SignalEvent::Forward(Signal::SIGUSR1),
             _ = self.usr2.recv() => SignalEvent::Forward(Signal::SIGUSR2),
+            _ = self.winch.recv() => SignalEvent::Resize,
         }
     }
 }

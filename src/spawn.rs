@@ -1,5 +1,5 @@
 //! Starting one instance: `/bin/sh -c COMMAND` in its own process group, stdin
-//! from /dev/null, stdout and stderr into pipes, an explicit environment, and
+//! from /dev/null, stdout and stderr into pipes (or a pty), an explicit environment, and
 //! the signal state and file limit ganger itself was started with.
 //!
 //! This module forks and nothing else: it never waits (the reaper does).
@@ -15,6 +15,7 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::unistd::{Pid, pipe2};
 
 use crate::os;
+use crate::tty;
 
 /// A started instance: its pid (also its process group) and the read ends of
 /// its output pipes.
@@ -22,8 +23,22 @@ use crate::os;
 pub struct Spawned {
     pub pid: Pid,
     pub stdout: OwnedFd,
-    /// `None` when stderr shares the stdout pipe.
+    /// `None` when stderr shares the stdout pipe (or the pty).
     pub stderr: Option<OwnedFd>,
+    /// A second handle on the pty master, for window size changes.
+    pub pty: Option<OwnedFd>,
+}
+
+/// Where an instance's stdout and stderr go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streams {
+    /// One pipe for both, keeping their relative order.
+    Shared,
+    /// A pipe each, so that each line's stream is known.
+    Split,
+    /// A pseudo-terminal of this size for both; the child leads a session with
+    /// it as its controlling terminal.
+    Tty(tty::Size),
 }
 
 /// Pipe buffer size asked for (fewer wakeups when a child writes fast).
@@ -37,20 +52,26 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((read, write))
 }
 
-/// Starts `command` through `/bin/sh -c`. With `split_stderr` stderr gets a pipe
-/// of its own; otherwise both streams share one, keeping their order.
+/// Starts `command` through `/bin/sh -c`, its output going where `streams` says.
 pub fn spawn(
     command: &str,
     env: &[(OsString, OsString)],
     root: &Path,
-    split_stderr: bool,
+    streams: Streams,
 ) -> io::Result<Spawned> {
-    let (stdout_read, stdout_write) = pipe()?;
-    let (stderr_read, stderr_write) = if split_stderr {
+    let (stdout_read, stdout_write) = match streams {
+        Streams::Tty(size) => tty::open(size)?,
+        Streams::Shared | Streams::Split => pipe()?,
+    };
+    let (stderr_read, stderr_write) = if streams == Streams::Split {
         let (r, w) = pipe()?;
         (Some(r), w)
     } else {
         (None, stdout_write.try_clone()?)
+    };
+    let pty = match streams {
+        Streams::Tty(_) => Some(stdout_read.try_clone()?),
+        Streams::Shared | Streams::Split => None,
     };
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
@@ -60,12 +81,22 @@ pub fn spawn(
         .current_dir(root)
         .stdin(Stdio::null())
         .stdout(Stdio::from(stdout_write))
-        .stderr(Stdio::from(stderr_write))
-        .process_group(0);
+        .stderr(Stdio::from(stderr_write));
+    let session = pty.is_some();
+    if !session {
+        cmd.process_group(0);
+    }
     // SAFETY: the closure only makes async-signal-safe calls on values captured
     // before the fork.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
+            if session {
+                // A new session (and process group) with the pty as its terminal.
+                nix::libc::setsid();
+                if nix::libc::ioctl(1, nix::libc::TIOCSCTTY, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
             os::restore_inherited_signals_in_child();
             os::restore_nofile_limit();
             os::set_parent_death_signal_in_child();
@@ -80,6 +111,7 @@ pub fn spawn(
         pid,
         stdout: stdout_read,
         stderr: stderr_read,
+        pty,
     })
 }
 

@@ -8,6 +8,7 @@
 //! group (setsid, double fork) are found through /proc and treated the same.
 
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,11 +27,14 @@ use crate::formation::{Formation, port_for, unknown_process};
 use crate::keeper::Keeper;
 use crate::os;
 use crate::output::{self, LineFormat, Sink, Stream, Style};
+use crate::policy::Types;
 use crate::policy::{BACKOFF_RESET, OnExit, Policy, backoff, show_delay};
 use crate::reaper::{self, Exit};
 use crate::relay;
 use crate::signals::{SignalEvent, Signals};
 use crate::spawn;
+use crate::spawn::Streams;
+use crate::tty;
 
 /// How long an exit line waits for the rest of that instance's output.
 const LINGER: Duration = Duration::from_millis(250);
@@ -98,6 +102,8 @@ struct Proc {
     /// Restarts so far, and the backoff step (reset after a long uptime).
     restarts: u32,
     backoff_step: u32,
+    /// The pty master (terminal mode), for window size changes.
+    pty: Option<OwnedFd>,
 }
 
 impl Proc {
@@ -110,6 +116,7 @@ impl Proc {
             exit_note: None,
             restarts: 0,
             backoff_step: 0,
+            pty: None,
         }
     }
 
@@ -158,6 +165,16 @@ impl Proc {
     }
 }
 
+/// Cells the prefix column takes: `HH:MM:SS name | `.
+fn prefix_width(style: &Style) -> usize {
+    let clock = if style.timestamp {
+        "HH:MM:SS ".len()
+    } else {
+        0
+    };
+    clock + style.width + " | ".len()
+}
+
 /// Starts the app and supervises it until it stops; returns the exit status.
 pub fn start(app: &App, args: &StartArgs, socket: &std::path::Path) -> Result<i32> {
     let plan = app.plan(&args.processes)?;
@@ -189,7 +206,8 @@ pub fn start(app: &App, args: &StartArgs, socket: &std::path::Path) -> Result<i3
         let (control_tx, control_rx) = unbounded_channel();
         // Bound before anything starts: a second `start` fails here, not halfway.
         let _server = control::listen(socket, control_tx)?;
-        let mut sup = Supervisor::new(app, args, policy, style, sink, closed_tx);
+        let tty = Types::parse(args.tty.as_deref().unwrap_or_default(), &app.procfile)?;
+        let mut sup = Supervisor::new(app, args, policy, tty, style, sink, closed_tx);
         sup.keeper = keeper;
         for (a, b, port) in formation::port_collisions(&plan) {
             sup.say(&format!("warning: {a} and {b} both get PORT={port}"));
@@ -211,6 +229,9 @@ struct Supervisor<'a> {
     app: &'a App,
     timeout: Duration,
     split_stderr: bool,
+    /// Types that run on a pty, and the window size they get.
+    tty: Types,
+    tty_size: tty::Size,
     style: Arc<Style>,
     sink: Sink,
     system: LineFormat,
@@ -232,6 +253,7 @@ impl<'a> Supervisor<'a> {
         app: &'a App,
         args: &StartArgs,
         policy: Policy,
+        tty: Types,
         style: Arc<Style>,
         sink: Sink,
         closed_tx: UnboundedSender<usize>,
@@ -240,6 +262,8 @@ impl<'a> Supervisor<'a> {
             app,
             timeout: args.timeout,
             split_stderr: args.output.log_format == LogFormat::Json,
+            tty,
+            tty_size: tty::child_size(prefix_width(&style)),
             system: LineFormat::new(Arc::clone(&style), "system", None, Stream::System),
             style,
             sink,
@@ -289,8 +313,15 @@ impl<'a> Supervisor<'a> {
             &self.app.root,
             &[("PORT", instance.port.to_string()), ("PS", ps.clone())],
         );
-        let spawned = match spawn::spawn(&instance.command, &env, &self.app.root, self.split_stderr)
-        {
+        let streams = if self.tty.contains(&instance.name) {
+            Streams::Tty(self.tty_size)
+        } else if self.split_stderr {
+            Streams::Split
+        } else {
+            Streams::Shared
+        };
+        let on_tty = matches!(streams, Streams::Tty(_));
+        let spawned = match spawn::spawn(&instance.command, &env, &self.app.root, streams) {
             Ok(spawned) => spawned,
             Err(e) => {
                 self.say(&format!("cannot start {ps}: {e}"));
@@ -309,6 +340,7 @@ impl<'a> Supervisor<'a> {
         for (fd, stream) in streams {
             let Some(fd) = fd else { continue };
             let format = LineFormat::new(Arc::clone(&self.style), &ps, Some(position), stream);
+            let format = if on_tty { format.for_tty() } else { format };
             tokio::spawn(relay::relay(
                 fd,
                 format,
@@ -324,6 +356,7 @@ impl<'a> Supervisor<'a> {
         }
         let proc = &mut self.procs[index];
         proc.pid = Some(spawned.pid);
+        proc.pty = spawned.pty;
         proc.state = ProcState::Running {
             since: Instant::now(),
         };
@@ -347,6 +380,7 @@ impl<'a> Supervisor<'a> {
                     SignalEvent::Child => self.on_child(),
                     SignalEvent::Stop(sig) => self.on_stop_signal(sig),
                     SignalEvent::Forward(sig) => self.forward(sig),
+                    SignalEvent::Resize => self.resize(),
                 },
                 Some(_) = failed_rx.recv() => self.on_stdout_failed(),
                 Some((request, reply)) = control_rx.recv() => {
@@ -618,6 +652,14 @@ impl<'a> Supervisor<'a> {
             if let (ProcState::Running { .. }, Some(pid)) = (proc.state, proc.pid) {
                 let _ = killpg(pid, sig);
             }
+        }
+    }
+
+    /// ganger's terminal changed size: so do the children's.
+    fn resize(&mut self) {
+        self.tty_size = tty::child_size(prefix_width(&self.style));
+        for pty in self.procs.iter().filter_map(|p| p.pty.as_ref()) {
+            tty::resize(pty, self.tty_size);
         }
     }
 

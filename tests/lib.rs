@@ -9,3 +9,4 @@ mod pid1;
 mod restart;
 mod run;
 mod start;
+mod tty;

@@ -399,9 +399,20 @@ pub struct Pty {
 impl App {
     /// Starts `ganger ARGS` on a new pseudo-terminal.
     pub fn spawn_in_pty(&self, args: &[&str]) -> Pty {
+        self.spawn_in_sized_pty(args, None)
+    }
+
+    /// Starts `ganger ARGS` on a new pseudo-terminal of `(cols, rows)`.
+    pub fn spawn_in_sized_pty(&self, args: &[&str], size: Option<(u16, u16)>) -> Pty {
         use std::os::unix::process::CommandExt;
 
-        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let size = size.map(|(cols, rows)| nix::pty::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        });
+        let pty = nix::pty::openpty(size.as_ref(), None).expect("openpty");
         let mut cmd = self.ganger();
         cmd.args(args)
             .stdin(Stdio::from(pty.slave.try_clone().expect("dup")))
@@ -441,6 +452,26 @@ impl App {
 }
 
 impl Pty {
+    /// Changes the terminal's size; the kernel sends ganger SIGWINCH.
+    pub fn resize(&self, cols: u16, rows: u16) {
+        use std::os::fd::AsRawFd;
+        let ws = nix::pty::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a valid winsize.
+        let rc = unsafe {
+            nix::libc::ioctl(
+                self.master.as_raw_fd(),
+                nix::libc::TIOCSWINSZ,
+                &raw const ws,
+            )
+        };
+        assert_eq!(rc, 0, "TIOCSWINSZ");
+    }
+
     /// Types `bytes` at the terminal.
     pub fn send(&mut self, bytes: &[u8]) {
         use std::io::Write;
