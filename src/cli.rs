@@ -158,11 +158,21 @@ pub struct CheckArgs {
 #[derive(Debug, Clone, Default, Args)]
 pub struct PolicyArgs {
     /// Types to start again when they exit, after 0.5 s, 1 s, 2 s ... up to 30 s (comma list, or `all`)
-    #[arg(long, env = "GANGER_RESTART", value_name = "TYPES", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "GANGER_RESTART",
+        value_name = "TYPES",
+        value_delimiter = ','
+    )]
     pub restart: Vec<String>,
 
     /// Types that may exit without stopping the app, e.g. a migration (comma list, or `all`)
-    #[arg(long = "can-die", env = "GANGER_CAN_DIE", value_name = "TYPES", value_delimiter = ',')]
+    #[arg(
+        long = "can-die",
+        env = "GANGER_CAN_DIE",
+        value_name = "TYPES",
+        value_delimiter = ','
+    )]
     pub can_die: Vec<String>,
 }
 

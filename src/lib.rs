@@ -15,8 +15,8 @@ pub mod export;
 pub mod formation;
 pub mod keeper;
 pub mod os;
-pub mod policy;
 pub mod output;
+pub mod policy;
 pub mod procfile;
 pub mod reaper;
 pub mod relay;
@@ -27,8 +27,8 @@ pub mod supervisor;
 
 use cli::{Cli, Command};
 use config::App;
-use policy::Policy;
 pub use error::{Error, Result};
+use policy::Policy;
 
 /// Runs one ganger command and returns the exit status it asks for.
 pub fn run(cli: Cli) -> Result<i32> {
@@ -37,7 +37,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Check(args) => {
             let app = App::load(&cli.app)?;
             let policy = Policy::new(&args.policy, &app.procfile)?;
-            let show_plan = cli.app.formation.is_some() || cli.app.port.is_some() || !policy.is_empty();
+            let show_plan =
+                cli.app.formation.is_some() || cli.app.port.is_some() || !policy.is_empty();
             check::check(&app, &policy, show_plan)
         }
         Command::Run(args) => {

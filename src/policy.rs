@@ -123,7 +123,10 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_thirty_seconds() {
         let schedule: Vec<String> = (0..9).map(|n| show_delay(backoff(n))).collect();
-        assert_eq!(schedule, ["0.5s", "1s", "2s", "4s", "8s", "16s", "30s", "30s", "30s"]);
+        assert_eq!(
+            schedule,
+            ["0.5s", "1s", "2s", "4s", "8s", "16s", "30s", "30s", "30s"]
+        );
         assert_eq!(backoff(u32::MAX), BACKOFF_MAX);
     }
 
@@ -143,6 +146,11 @@ mod tests {
         };
         let msg = Policy::new(&bad, &pf).expect_err("unknown").to_string();
         assert!(msg.contains("did you mean `web`?"), "{msg}");
-        assert_eq!(Policy::new(&PolicyArgs::default(), &pf).expect("empty").on_exit("web"), OnExit::StopAll);
+        assert_eq!(
+            Policy::new(&PolicyArgs::default(), &pf)
+                .expect("empty")
+                .on_exit("web"),
+            OnExit::StopAll
+        );
     }
 }
