@@ -95,8 +95,8 @@ pub fn start(app: &App, args: &StartArgs) -> Result<i32> {
         let (closed_tx, closed_rx) = unbounded_channel();
         let mut sup = Supervisor::new(app, args, style, sink, closed_tx);
         sup.keeper = keeper;
-        for (a, b, port) in formation::port_collisions(&plan) {
-            sup.say(&format!("warning: {a} and {b} both get PORT={port}"));
+        for warning in formation::collision_warnings(&plan) {
+            sup.say(&warning);
         }
         sup.spawn_all(plan);
         let status = sup.run(&mut signals, failed_rx, closed_rx).await;
