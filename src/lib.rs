@@ -9,6 +9,7 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod docs;
 pub mod env;
 pub mod error;
 pub mod export;
@@ -53,5 +54,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let app = App::load(&cli.app)?;
             supervisor::start(&app, &args)
         }
+        Command::Completions(args) => docs::completions(args.shell),
+        Command::Man => docs::man(),
     }
 }
