@@ -4,6 +4,7 @@ mod support;
 
 mod check;
 mod export;
+mod help;
 mod pid1;
 mod run;
 mod start;
