@@ -31,10 +31,9 @@ pub fn check(app: &App, policy: &Policy, show_plan: bool) -> Result<i32> {
                 inst.command
             ));
         }
-        for (a, b, port) in formation::port_collisions(&plan) {
-            out.push_str(&format!(
-                "warning: {a} and {b} would both get PORT={port}\n"
-            ));
+        for warning in formation::collision_warnings(&plan) {
+            out.push_str(&warning);
+            out.push('\n');
         }
     }
     std::io::stdout()

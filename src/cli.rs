@@ -18,7 +18,8 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
     name = "ganger",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_help = "Examples:\n  ganger start                      # every process in ./Procfile\n  ganger start web -m web=2 -p 3000\n  ganger check\n  ganger run rake db:migrate\n  ganger help start"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -140,6 +141,26 @@ pub enum Command {
     /// Stop the whole running app, as SIGTERM would
     #[command(after_help = "Examples:\n  ganger quit")]
     Quit,
+
+    /// Print a completion script for a shell on stdout
+    #[command(
+        after_help = "Examples:\n  ganger completions bash > ~/.local/share/bash-completion/completions/ganger\n  ganger completions zsh > ~/.zfunc/_ganger\n  ganger completions fish > ~/.config/fish/completions/ganger.fish"
+    )]
+    Completions(CompletionsArgs),
+
+    /// Print the manual page (roff) on stdout
+    #[command(
+        after_help = "Examples:\n  ganger man | man -l -\n  ganger man > ~/.local/share/man/man1/ganger.1"
+    )]
+    Man,
+}
+
+/// `ganger completions SHELL`.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to write completions for
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 /// `ganger export FORMAT DIR`: foreman's flags and defaults.

@@ -20,12 +20,14 @@ pub enum Error {
         source: io::Error,
     },
 
-    #[error("{path}:{line}: {reason}\n  {line} | {text}")]
+    #[error("{path}:{line}: {reason}\n{}", excerpt(*.line, .text, *.column))]
     ProcfileLine {
         path: PathBuf,
         line: usize,
         text: String,
-        reason: &'static str,
+        /// Where in `text` the problem is, in characters; `^` points there.
+        column: usize,
+        reason: String,
     },
 
     #[error(
@@ -59,15 +61,29 @@ pub enum Error {
     #[error("invalid formation `{spec}`: {reason}")]
     Formation { spec: String, reason: String },
 
-    #[error("unknown process `{name}`{hint} (the Procfile defines: {known})")]
+    #[error("unknown process `{name}`{hint} (the Procfile defines {known})")]
     UnknownProcess {
         name: String,
         hint: String,
         known: String,
     },
 
-    #[error("{ps} would get PORT={port}, past 65535 (lower the base port with -p)")]
-    PortRange { ps: String, port: u32 },
+    #[error(
+        "{ps} would get PORT={port}, past 65535\n  PORT = base + 100 * type position (from 0) + instance - 1 = {base} + 100*{position} + {}\n  {}",
+        .number - 1,
+        port_fix(*.highest_base)
+    )]
+    PortRange {
+        ps: String,
+        port: u64,
+        base: u16,
+        /// The type's 0-based position in the Procfile.
+        position: usize,
+        /// The 1-based instance number.
+        number: usize,
+        /// The highest base port at which every planned instance fits, if any.
+        highest_base: Option<u16>,
+    },
 
     #[error("invalid base port `{value}` from ${var}: expected a number from 0 to 65535")]
     PortEnv { var: &'static str, value: String },
@@ -135,6 +151,29 @@ impl Error {
             what: what.into(),
             source,
         }
+    }
+}
+
+/// `  3 | web.1: x` and under it a `^` at `column`, as a compiler shows a line.
+fn excerpt(line: usize, text: &str, column: usize) -> String {
+    let number = line.to_string();
+    let gutter = " ".repeat(number.len());
+    // Tabs are kept so the caret lines up under tab-indented text.
+    let indent: String = text
+        .chars()
+        .take(column)
+        .map(|c| if c == '\t' { '\t' } else { ' ' })
+        .collect();
+    format!("  {number} | {text}\n  {gutter} | {indent}^")
+}
+
+/// What to change when a PORT does not fit.
+fn port_fix(highest_base: Option<u16>) -> String {
+    match highest_base {
+        Some(base) => {
+            format!("the highest base port this formation fits is {base}: use -p {base} or lower")
+        }
+        None => "no base port fits this many instances: lower the counts in -m".to_string(),
     }
 }
 

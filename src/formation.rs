@@ -86,7 +86,7 @@ pub fn unknown_process(name: &str, procfile: &Procfile) -> Error {
         .min_by_key(|(d, _)| *d);
     Error::UnknownProcess {
         name: name.to_string(),
-        hint: best.map_or(String::new(), |(_, n)| format!(" (did you mean `{n}`?)")),
+        hint: best.map_or(String::new(), |(_, n)| format!(": did you mean `{n}`?")),
         known: procfile.names(),
     }
 }
@@ -127,6 +127,12 @@ impl Instance {
     }
 }
 
+/// How far above the base port instance `number` (1-based) of the type at
+/// `position` gets its PORT.
+fn port_offset(position: usize, number: usize) -> u64 {
+    100 * position as u64 + (number as u64).saturating_sub(1)
+}
+
 /// The PORT of instance `number` (1-based) of the type at `position`.
 pub fn port_for(
     base: u16,
@@ -134,10 +140,28 @@ pub fn port_for(
     number: usize,
     ps: impl FnOnce() -> String,
 ) -> Result<u16> {
-    let port = u64::from(base) + 100 * position as u64 + (number as u64).saturating_sub(1);
+    checked_port(base, position, number, port_offset(position, number), ps)
+}
+
+/// Like [`port_for`]; `widest` is the largest offset any instance of the plan
+/// gets, so that the error can name a base port that fits them all.
+fn checked_port(
+    base: u16,
+    position: usize,
+    number: usize,
+    widest: u64,
+    ps: impl FnOnce() -> String,
+) -> Result<u16> {
+    let port = u64::from(base) + port_offset(position, number);
     u16::try_from(port).map_err(|_| Error::PortRange {
         ps: ps(),
-        port: u32::try_from(port).unwrap_or(u32::MAX),
+        port,
+        base,
+        position,
+        number,
+        highest_base: u64::from(u16::MAX)
+            .checked_sub(widest)
+            .and_then(|b| u16::try_from(b).ok()),
     })
 }
 
@@ -155,13 +179,22 @@ pub fn plan(
             return Err(unknown_process(name, procfile));
         }
     }
+    let selected = || {
+        procfile
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, entry)| only.is_empty() || only.contains(&entry.name))
+    };
+    let widest = selected()
+        .filter(|(_, entry)| formation.count(&entry.name) > 0)
+        .map(|(position, entry)| port_offset(position, formation.count(&entry.name)))
+        .max()
+        .unwrap_or(0);
     let mut instances = Vec::new();
-    for (position, entry) in procfile.entries.iter().enumerate() {
-        if !only.is_empty() && !only.contains(&entry.name) {
-            continue;
-        }
+    for (position, entry) in selected() {
         for number in 1..=formation.count(&entry.name) {
-            let port = port_for(base, position, number, || {
+            let port = checked_port(base, position, number, widest, || {
                 format!("{}.{number}", entry.name)
             })?;
             instances.push(Instance {
@@ -174,6 +207,52 @@ pub fn plan(
         }
     }
     Ok(instances)
+}
+
+/// Two instances (their `PS`) that would get the same PORT.
+type Clash = (String, String, u16);
+
+/// Warnings for instances that would share a PORT: one per type that ran out
+/// of its block of 100 ports, naming the first clash and what to change.
+#[must_use]
+pub fn collision_warnings(instances: &[Instance]) -> Vec<String> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for inst in instances {
+        *counts.entry(&inst.name).or_default() += 1;
+    }
+    // Each clash is blamed on the type whose instance went past its 100 ports.
+    let mut clashes: Vec<(Option<String>, Vec<Clash>)> = Vec::new();
+    for (a, b, port) in port_collisions(instances) {
+        let crowded = [&a, &b]
+            .into_iter()
+            .filter_map(|ps| ps.rsplit_once('.'))
+            .find(|(_, n)| n.parse::<usize>().is_ok_and(|n| n > 100))
+            .map(|(name, _)| name.to_string());
+        match clashes.iter_mut().find(|(name, _)| *name == crowded) {
+            Some((_, pairs)) => pairs.push((a, b, port)),
+            None => clashes.push((crowded, vec![(a, b, port)])),
+        }
+    }
+    clashes
+        .into_iter()
+        .filter_map(|(crowded, pairs)| {
+            let (a, b, port) = pairs.first()?;
+            let more = match pairs.len() - 1 {
+                0 => String::new(),
+                1 => " (and 1 more pair)".to_string(),
+                n => format!(" (and {n} more pairs)"),
+            };
+            Some(match crowded {
+                Some(name) => format!(
+                    "warning: {a} and {b} both get PORT={port}{more}: each type has a block of \
+                     100 ports and {name} has {} instances; if they listen on PORT, \
+                     use -m {name}=100 or fewer",
+                    counts.get(name.as_str()).copied().unwrap_or_default()
+                ),
+                None => format!("warning: {a} and {b} both get PORT={port}{more}"),
+            })
+        })
+        .collect()
 }
 
 /// Pairs of instances that would share a PORT (possible with 100 or more
@@ -288,6 +367,40 @@ mod tests {
             port_collisions(&p),
             vec![("web.101".into(), "worker.1".into(), 5100)]
         );
+    }
+
+    #[test]
+    fn collision_warnings_name_the_crowded_type_once() {
+        let p = plan(
+            &pf(),
+            &Formation::parse("web=250,worker=1").expect("spec"),
+            5000,
+            &[],
+        )
+        .expect("plan");
+        assert_eq!(
+            collision_warnings(&p),
+            vec![
+                "warning: web.101 and worker.1 both get PORT=5100 (and 1 more pair): each type \
+                 has a block of 100 ports and web has 250 instances; if they listen on PORT, \
+                 use -m web=100 or fewer"
+                    .to_string()
+            ]
+        );
+        let p = plan(&pf(), &Formation::default(), 5000, &[]).expect("plan");
+        assert!(collision_warnings(&p).is_empty());
+    }
+
+    #[test]
+    fn a_port_error_names_a_base_that_fits() {
+        let err = plan(&pf(), &Formation::default(), 65400, &[]).expect_err("too high");
+        let Error::PortRange { highest_base, .. } = err else {
+            panic!("{err}")
+        };
+        assert_eq!(highest_base, Some(65335));
+        let f = Formation::parse("web=70000").expect("spec");
+        let err = plan(&pf(), &f, 0, &[]).expect_err("too many");
+        assert!(err.to_string().contains("no base port fits"), "{err}");
     }
 
     proptest! {

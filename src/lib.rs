@@ -10,6 +10,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod docs;
 pub mod env;
 pub mod error;
 pub mod export;
@@ -77,5 +78,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let app = App::load(&cli.app)?;
             supervisor::start(&app, &args, &config::socket_path(&cli.app))
         }
+        Command::Completions(args) => docs::completions(args.shell),
+        Command::Man => docs::man(),
     }
 }

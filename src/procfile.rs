@@ -86,6 +86,38 @@ fn is_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
 
+/// Where a line that is not `name: command` goes wrong (as a character
+/// column) and why, given the length of the valid name it starts with.
+fn misplaced(content: &str, name_len: usize) -> (usize, String) {
+    let name = &content[..name_len];
+    let Some(next) = content[name_len..].chars().next() else {
+        return (name_len, format!("expected `:` after the name `{name}`"));
+    };
+    let shown = next.escape_debug();
+    if name_len == 0 {
+        let reason = if next.is_whitespace() {
+            "an entry starts with its name at the beginning of the line, with no blank before it"
+                .to_string()
+        } else {
+            format!("a process name cannot start with `{shown}` (use letters, digits, `_` or `-`)")
+        };
+        return (0, reason);
+    }
+    // The text up to the first colon is what the author meant as the name,
+    // unless it holds a blank: then the colon is missing instead.
+    let meant = content.find(':').map(|colon| &content[name_len..colon]);
+    let reason = match meant {
+        Some(between) if between.trim().is_empty() => {
+            format!("no blank is allowed between the name `{name}` and `:`")
+        }
+        Some(between) if !between.contains(char::is_whitespace) => {
+            format!("a process name cannot contain `{shown}` (use letters, digits, `_` or `-`)")
+        }
+        _ => format!("expected `:` right after the name `{name}`"),
+    };
+    (name_len, reason)
+}
+
 /// Parses Procfile text; `path` is only used in messages.
 pub fn parse(path: &Path, text: &str) -> Result<Procfile> {
     let mut entries: Vec<Entry> = Vec::new();
@@ -96,26 +128,26 @@ pub fn parse(path: &Path, text: &str) -> Result<Procfile> {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let error = |reason| Error::ProcfileLine {
-            path: path.to_path_buf(),
-            line,
-            text: content.to_string(),
-            reason,
-        };
         let name_len = content.bytes().take_while(|&b| is_name_byte(b)).count();
-        if name_len == 0 {
-            return Err(error(
-                "expected `name: command` (a name of letters, digits, `_` or `-`)",
-            ));
-        }
         let Some(rest) = content[name_len..].strip_prefix(':') else {
-            return Err(error(
-                "expected `name: command` (a name of letters, digits, `_` or `-`, then `:`)",
-            ));
+            let (column, reason) = misplaced(content, name_len);
+            return Err(Error::ProcfileLine {
+                path: path.to_path_buf(),
+                line,
+                text: content.to_string(),
+                column,
+                reason,
+            });
         };
         let command = rest.trim_matches(|c: char| c == ' ' || c == '\t');
         if command.is_empty() {
-            return Err(error("the process has no command"));
+            return Err(Error::ProcfileLine {
+                path: path.to_path_buf(),
+                line,
+                text: content.to_string(),
+                column: content.chars().count(),
+                reason: "the process has no command".to_string(),
+            });
         }
         let name = &content[..name_len];
         if let Some(first) = entries.iter().find(|e| e.name == name) {
@@ -215,6 +247,56 @@ mod tests {
         assert!(msg.contains("Procfile:1:"), "{msg}");
         let msg = p("web : x").expect_err("space before colon").to_string();
         assert!(msg.contains("Procfile:1:"), "{msg}");
+    }
+
+    /// The message and the column of the caret under the line's text.
+    fn caret(text: &str) -> (String, usize) {
+        let msg = p(text).expect_err("invalid").to_string();
+        let lines: Vec<&str> = msg.lines().collect();
+        assert_eq!(lines.len(), 3, "{msg}");
+        let shown = lines[1].find(" | ").expect("gutter") + 3;
+        let under = lines[2].find('^').expect("caret");
+        (lines[0].to_string(), under - shown)
+    }
+
+    #[test]
+    fn the_caret_points_at_the_problem() {
+        for (text, column, needle) in [
+            ("web.1: x", 3, "cannot contain `.`"),
+            (
+                "web : x",
+                3,
+                "no blank is allowed between the name `web` and `:`",
+            ),
+            (" web: x", 0, "no blank before it"),
+            ("@web: x", 0, "cannot start with `@`"),
+            ("web", 3, "expected `:` after the name `web`"),
+            (
+                "this is not an entry",
+                4,
+                "expected `:` right after the name `this`",
+            ),
+            (
+                "web bundle exec puma -b 0.0.0.0:80",
+                3,
+                "expected `:` right after",
+            ),
+            ("web:  ", 6, "the process has no command"),
+            ("wéb: x", 1, "cannot contain `é`"),
+        ] {
+            let (first, column_shown) = caret(text);
+            assert!(first.starts_with("Procfile:1: "), "{text}: {first}");
+            assert!(first.contains(needle), "{text}: {first}");
+            assert_eq!(column_shown, column, "{text}");
+        }
+    }
+
+    #[test]
+    fn the_caret_keeps_tabs_so_it_lines_up() {
+        let msg = p("\tweb: x").expect_err("invalid").to_string();
+        assert!(msg.ends_with("\n  1 | \tweb: x\n    | ^"), "{msg:?}");
+        let msg = p("web\t: x").expect_err("invalid").to_string();
+        assert!(msg.ends_with("\n    |    ^"), "{msg:?}");
     }
 
     #[test]

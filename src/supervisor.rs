@@ -209,8 +209,8 @@ pub fn start(app: &App, args: &StartArgs, socket: &std::path::Path) -> Result<i3
         let tty = Types::parse(args.tty.as_deref().unwrap_or_default(), &app.procfile)?;
         let mut sup = Supervisor::new(app, args, policy, tty, style, sink, closed_tx);
         sup.keeper = keeper;
-        for (a, b, port) in formation::port_collisions(&plan) {
-            sup.say(&format!("warning: {a} and {b} both get PORT={port}"));
+        for warning in formation::collision_warnings(&plan) {
+            sup.say(&warning);
         }
         sup.spawn_all(plan);
         let status = sup

@@ -5,6 +5,7 @@ mod support;
 mod check;
 mod control;
 mod export;
+mod help;
 mod pid1;
 mod restart;
 mod run;
