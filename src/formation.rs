@@ -82,7 +82,8 @@ pub fn unknown_process(name: &str, procfile: &Procfile) -> Error {
         .entries
         .iter()
         .map(|e| (edit_distance(name, &e.name), &e.name))
-        .filter(|(d, n)| *d <= 2.max(n.len() / 3))
+        // Close enough to be a typo: a third of the longer name, at least one edit.
+        .filter(|(d, n)| *d <= 1.max((n.len().max(name.len()) + 1) / 3) && *d < n.len())
         .min_by_key(|(d, _)| *d);
     Error::UnknownProcess {
         name: name.to_string(),
@@ -91,19 +92,30 @@ pub fn unknown_process(name: &str, procfile: &Procfile) -> Error {
     }
 }
 
+/// Edits (insert, delete, substitute, swap two neighbours) from `a` to `b`.
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
 }
 
 /// One instance to run: `web.2` on its port.
@@ -338,6 +350,20 @@ mod tests {
             .to_string();
         assert!(!msg.contains("did you mean"), "{msg}");
         assert!(msg.contains("web, worker, clock"), "{msg}");
+    }
+
+    #[test]
+    fn suggestions_are_typos_not_guesses() {
+        let pf =
+            procfile::parse(Path::new("Procfile"), "web: w\nworker: k\nb: x\n").expect("procfile");
+        let hint = |name: &str| match unknown_process(name, &pf) {
+            Error::UnknownProcess { hint, .. } => hint,
+            other => panic!("{other}"),
+        };
+        assert_eq!(hint("wbe"), ": did you mean `web`?");
+        assert_eq!(hint("worke"), ": did you mean `worker`?");
+        assert_eq!(hint("zz"), "");
+        assert_eq!(hint("clock"), "");
     }
 
     #[test]
