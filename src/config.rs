@@ -48,27 +48,17 @@ pub fn socket_path(args: &AppArgs) -> PathBuf {
         .unwrap_or_else(|| paths(args).1.join(".ganger.sock"))
 }
 
-/// The base port: `-p`/`GANGER_PORT`, else `$PORT` (the inherited one, then the
-/// dotenv files' one, as foreman reads it), else 5000.
-pub fn base_port(args: &AppArgs, env: &AppEnv) -> Result<u16> {
+/// The base port: `-p`/`GANGER_PORT`, else `$PORT`, else 5000.
+pub fn base_port(args: &AppArgs) -> Result<u16> {
     if let Some(port) = args.port {
         return Ok(port);
     }
-    let value = std::env::var("PORT")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .or_else(|| {
-            env.files
-                .get("PORT")
-                .cloned()
-                .filter(|v| !v.trim().is_empty())
-        });
-    match value {
-        Some(value) => value
+    match std::env::var("PORT") {
+        Ok(value) if !value.trim().is_empty() => value
             .trim()
             .parse()
             .map_err(|_| Error::PortEnv { var: "PORT", value }),
-        None => Ok(DEFAULT_PORT),
+        _ => Ok(DEFAULT_PORT),
     }
 }
 
@@ -128,13 +118,12 @@ impl App {
         formation.check_names(&procfile)?;
         let (files, required) = env_files(args, &root);
         let env = AppEnv::load(&files, required)?;
-        let base_port = base_port(args, &env)?;
         Ok(App {
             procfile,
             root,
             env,
             formation,
-            base_port,
+            base_port: base_port(args)?,
         })
     }
 

@@ -386,14 +386,3 @@ fn invalid_ganger_variables_are_errors_naming_them() {
     let run = app.run_with_env(&["check"], &[("GANGER_FORMATION", "web=x")]);
     assert_fails_with(&run, &["invalid formation `web=x`"]);
 }
-
-#[test]
-fn dotenv_port_is_the_base_when_the_environment_has_none() {
-    let app = App::with_procfile("web: w\nworker: k\n");
-    app.write(".env", "PORT=4000\n");
-    let run = app.run(&["check", "-m", "all=1"]);
-    run.assert_code(0).assert_stdout_has("web.1     PORT=4000");
-    run.assert_stdout_has("worker.1  PORT=4100");
-    let run = app.run_with_env(&["check", "-m", "all=1"], &[("PORT", "6000")]);
-    run.assert_code(0).assert_stdout_has("web.1     PORT=6000");
-}
