@@ -240,8 +240,24 @@ impl Running {
     /// Waits for a stdout line containing `needle` and returns it.
     #[track_caller]
     pub fn wait_for(&mut self, needle: &str, limit: Duration) -> String {
+        self.wait_until(
+            |line| line.contains(needle),
+            &format!("a line with {needle:?}"),
+            limit,
+        )
+    }
+
+    /// Waits for the first stdout line (seen before or arriving now) that
+    /// satisfies `matches`; fails with `what` and everything seen past `limit`.
+    #[track_caller]
+    fn wait_until(
+        &mut self,
+        matches: impl Fn(&str) -> bool,
+        what: &str,
+        limit: Duration,
+    ) -> String {
         let deadline = Instant::now() + limit;
-        if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
+        if let Some(line) = self.seen.iter().find(|l| matches(l)) {
             return line.clone();
         }
         loop {
@@ -249,12 +265,12 @@ impl Running {
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
                     self.seen.push(line.clone());
-                    if line.contains(needle) {
+                    if matches(&line) {
                         return line;
                     }
                 }
                 Err(_) => panic!(
-                    "no line with {needle:?} within {limit:?}; seen:\n{}",
+                    "no {what} within {limit:?}; seen:\n{}",
                     self.seen.join("\n")
                 ),
             }
@@ -355,25 +371,7 @@ impl Running {
     #[track_caller]
     pub fn wait_line(&mut self, ps: &str, text: &str, limit: Duration) -> String {
         let matches = |line: &str| lines_of(line, ps).first().is_some_and(|t| t == text);
-        let deadline = Instant::now() + limit;
-        if let Some(line) = self.seen.iter().find(|l| matches(l)) {
-            return line.clone();
-        }
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if matches(&line) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "no line `{ps} | {text}` within {limit:?}; seen:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
+        self.wait_until(matches, &format!("line `{ps} | {text}`"), limit)
     }
 }
 
