@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{self, IoSlice, Write};
 use std::mem::ManuallyDrop;
 use std::os::fd::FromRawFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use tokio::sync::Semaphore;
@@ -28,6 +28,12 @@ const COLORS: [&str; 12] = [
 /// Kibibytes of output that relays may have queued for the writer before they
 /// wait (backpressure: a slow stdout slows the readers, never grows memory).
 const BUDGET_KIB: usize = 8 * 1024;
+
+/// Written buffers kept for reuse: relays take them instead of allocating (and
+/// page-faulting in) a fresh one per chunk.
+const POOL_BUFFERS: usize = 16;
+/// A buffer larger than this is freed rather than kept.
+const POOL_MAX_CAPACITY: usize = 1024 * 1024;
 
 /// Which of a child's streams a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,14 +283,29 @@ struct Chunk {
     permits: u32,
 }
 
+/// Emptied buffers on their way back from the writer to the relays; locked
+/// once per chunk and once per written batch, never per line.
+type Pool = Arc<Mutex<Vec<Vec<u8>>>>;
+
 /// Where formatted output goes; cheap to clone.
 #[derive(Clone)]
 pub struct Sink {
     tx: UnboundedSender<Chunk>,
     budget: Arc<Semaphore>,
+    pool: Pool,
 }
 
 impl Sink {
+    /// An empty buffer with room for at least `capacity` bytes, reused from
+    /// output already written when there is one.
+    #[must_use]
+    pub fn buffer(&self, capacity: usize) -> Vec<u8> {
+        let reused = self.pool.lock().ok().and_then(|mut pool| pool.pop());
+        let mut buf = reused.unwrap_or_default();
+        buf.reserve(capacity);
+        buf
+    }
+
     /// Queues relayed output, waiting while the writer is too far behind.
     pub async fn send(&self, bytes: Vec<u8>) {
         if bytes.is_empty() {
@@ -314,16 +335,19 @@ pub fn start_writer(
 ) -> io::Result<(Sink, std::thread::JoinHandle<()>)> {
     let (tx, rx) = unbounded_channel();
     let budget = Arc::new(Semaphore::new(BUDGET_KIB));
+    let pool = Pool::default();
     let thread_budget = Arc::clone(&budget);
+    let thread_pool = Arc::clone(&pool);
     let handle = std::thread::Builder::new()
         .name("ganger-stdout".into())
-        .spawn(move || write_loop(rx, &thread_budget, &failed))?;
-    Ok((Sink { tx, budget }, handle))
+        .spawn(move || write_loop(rx, &thread_budget, &thread_pool, &failed))?;
+    Ok((Sink { tx, budget, pool }, handle))
 }
 
 fn write_loop(
     mut rx: UnboundedReceiver<Chunk>,
     budget: &Semaphore,
+    pool: &Mutex<Vec<Vec<u8>>>,
     failed: &UnboundedSender<WriteFailed>,
 ) {
     // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop keeps us
@@ -349,6 +373,15 @@ fn write_loop(
         }
         let permits: usize = batch.iter().map(|c| c.permits as usize).sum();
         budget.add_permits(permits);
+        if let Ok(mut pool) = pool.lock() {
+            for chunk in batch.drain(..) {
+                if pool.len() < POOL_BUFFERS && chunk.bytes.capacity() <= POOL_MAX_CAPACITY {
+                    let mut bytes = chunk.bytes;
+                    bytes.clear();
+                    pool.push(bytes);
+                }
+            }
+        }
         batch.clear();
     }
 }
