@@ -29,6 +29,9 @@ const COLORS: [&str; 12] = [
 /// wait (backpressure: a slow stdout slows the readers, never grows memory).
 const BUDGET_KIB: usize = 8 * 1024;
 
+/// Buffer size asked for when stdout is a pipe.
+const STDOUT_PIPE_SIZE: i32 = 1024 * 1024;
+
 /// Written buffers kept for reuse: relays take them instead of allocating (and
 /// page-faulting in) a fresh one per chunk.
 const POOL_BUFFERS: usize = 16;
@@ -353,6 +356,7 @@ fn write_loop(
     // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop keeps us
     // from closing it.
     let mut out = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
+    enlarge_pipe(&out);
     let mut broken = false;
     let mut batch: Vec<Chunk> = Vec::with_capacity(64);
     while let Some(first) = rx.blocking_recv() {
@@ -383,6 +387,18 @@ fn write_loop(
             }
         }
         batch.clear();
+    }
+}
+
+/// When stdout is a pipe, asks for a larger buffer: fewer wakeups of the writer
+/// and of the reader on the other end. Refusal (e.g. over the per-user limit)
+/// leaves the pipe as it is.
+fn enlarge_pipe(out: &File) {
+    use nix::fcntl::{FcntlArg, fcntl};
+    if let Ok(size) = fcntl(out, FcntlArg::F_GETPIPE_SZ)
+        && size < STDOUT_PIPE_SIZE
+    {
+        let _ = fcntl(out, FcntlArg::F_SETPIPE_SZ(STDOUT_PIPE_SIZE));
     }
 }
 
