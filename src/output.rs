@@ -34,7 +34,7 @@ const STDOUT_PIPE_SIZE: i32 = 1024 * 1024;
 
 /// Written buffers kept for reuse: relays take them instead of allocating (and
 /// page-faulting in) a fresh one per chunk.
-const POOL_BUFFERS: usize = 16;
+const POOL_BUFFERS: usize = 8;
 /// A buffer larger than this is freed rather than kept.
 const POOL_MAX_CAPACITY: usize = 1024 * 1024;
 
