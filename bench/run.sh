@@ -56,14 +56,19 @@ for i in range(int(sys.argv[1])):
 EOF
 
 gens=(cat)
-have python3 && gens+=(python3)
+python=""
+if have python3; then
+    gens+=(python3)
+    # The interpreter itself, not a version manager's shim script in front of it.
+    python=$(python3 -c 'import sys; print(sys.executable)')
+fi
 
 # The shell command of a generator (ganger, honcho and foreman run it with sh -c;
 # the floor runs the very same command with sh -c).
 gen_cmd() {
     case $1 in
         cat) echo "cat '$lines_file'" ;;
-        python3) echo "python3 '$work/gen.py' $LINES" ;;
+        python3) echo "'$python' '$work/gen.py' $LINES" ;;
     esac
 }
 
@@ -143,6 +148,13 @@ for gen in "${gens[@]}"; do
     good=0; [ $ok = 1 ] && le "$(awk -v a="$t" -v b="$floor" 'BEGIN{print a/b}')" 1.5 && good=1
     row "b" "throughput (s), $WRITERS writers × $LINES lines ($gen)$([ $ok = 1 ] && echo ', none lost' || echo ', LOST')" "$t" "$floor" "$(ratio "$t" "$floor")" "≤ 1.5×, none lost" "$(verdict $good)"
 done
+
+# Peak RSS while relaying at full speed (one run; informational, no target).
+if [ -x /usr/bin/time ]; then
+    many=$(app "many-cat" "gen: trap '' TERM; $(gen_cmd cat)")
+    (cd "$many" && /usr/bin/time -f %M -o "$work/busy.rss" "$G" start -m gen=$WRITERS -t 600 2>/dev/null | wc -l >/dev/null)
+    busy_rss=$(awk '{ printf "%.1f", $1 / 1024 }' "$work/busy.rss")
+fi
 
 # ------------------------------------------------------------ g: the peers
 peer_rows=()
@@ -245,6 +257,7 @@ m=$(median "${rss[@]}")
 good=0; le "$m" 15 && good=1
 row "f" "peak RSS (VmHWM) of ganger with 100 instances (MB)" "$m" "" "" "< 15 MB" "$(verdict $good)"
 good=0; [ "$idle" = 0 ] && good=1
+[ -n "${busy_rss:-}" ] && row "f" "peak RSS while relaying $WRITERS writers (cat), one run (MB)" "$busy_rss" "" "" "(no target)" ""
 row "f" "CPU ticks (utime+stime) of an idle ganger, 100 instances, ${IDLE_SECS} s, one run" "$idle" "" "" "0" "$(verdict $good)"
 
 # ------------------------------------------------------------------ table
