@@ -166,21 +166,23 @@ for peer in honcho foreman; do
     echo "g: $peer" >&2
     one=$(app "one-cat" "gen: $(gen_cmd cat)")
     measure_pipe "$LINES" floor_one cat; floor=$T
-    # Their own lines vary in number; count only the relayed ones.
-    counted() { "$@" 2>/dev/null | grep -c ' | line '; }
-    times=(); lost=0
+    # Their own lines vary in number; count only the relayed ones. A run that
+    # does not end within PEER_TIMEOUT seconds is killed and counted as hung.
+    times=(); lost=0; hung=0
     for ((r = 0; r < RUNS; r++)); do
         s=$(now)
-        case $peer in
-            honcho) n=$(cd "$one" && counted honcho start) ;;
-            foreman) n=$(cd "$one" && counted foreman start) ;;
-        esac
+        n=$(cd "$one" && { timeout -k 5 "${PEER_TIMEOUT:-120}" $peer start 2>/dev/null; echo $? >"$work/peer.status"; } | grep -c ' | line ')
+        status=$(cat "$work/peer.status")
         e=$(now)
+        if [ "$status" = 124 ] || [ "$status" = 137 ]; then
+            hung=$((hung + 1)); echo "  $peer: hung, killed after ${PEER_TIMEOUT:-120} s" >&2; continue
+        fi
         times+=("$(elapsed "$s" "$e")")
         [ "$n" -eq "$LINES" ] || { lost=1; echo "  $peer: counted $n lines, expected $LINES" >&2; }
     done
     t=$(median "${times[@]}")
-    peer_rows+=("| g | $peer, throughput, 1 writer (cat)$([ $lost = 0 ] || echo ', LOST') | $t | $floor | $(ratio "$t" "$floor") | (reference) | |")
+    note=""; [ $lost = 0 ] || note=", LOST"; [ $hung = 0 ] || note="$note, hung in $hung of $RUNS runs"
+    peer_rows+=("| g | $peer, throughput, 1 writer (cat)$note | $t | $floor | $(ratio "$t" "$floor") | (reference) | |")
 done
 
 # ------------------------------------------------------------ d: startup
