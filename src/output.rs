@@ -27,7 +27,7 @@ const COLORS: [&str; 12] = [
 
 /// Kibibytes of output that relays may have queued for the writer before they
 /// wait (backpressure: a slow stdout slows the readers, never grows memory).
-const BUDGET_KIB: usize = 8 * 1024;
+const BUDGET_KIB: usize = 2 * 1024;
 
 /// Buffer size asked for when stdout is a pipe.
 const STDOUT_PIPE_SIZE: i32 = 1024 * 1024;
