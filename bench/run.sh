@@ -22,7 +22,9 @@ IDLE_SECS=5
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 (cd "$here" && cargo build --release --quiet) || { echo "build failed" >&2; exit 2; }
-G="$here/target/release/ganger"
+target=${CARGO_TARGET_DIR:-target}
+[[ $target = /* ]] || target="$here/$target"
+G="$target/release/ganger"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ganger-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
