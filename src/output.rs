@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{self, IoSlice, Write};
 use std::mem::ManuallyDrop;
 use std::os::fd::FromRawFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use tokio::sync::Semaphore;
@@ -27,7 +27,16 @@ const COLORS: [&str; 12] = [
 
 /// Kibibytes of output that relays may have queued for the writer before they
 /// wait (backpressure: a slow stdout slows the readers, never grows memory).
-const BUDGET_KIB: usize = 8 * 1024;
+const BUDGET_KIB: usize = 2 * 1024;
+
+/// Buffer size asked for when stdout is a pipe.
+const STDOUT_PIPE_SIZE: i32 = 1024 * 1024;
+
+/// Written buffers kept for reuse: relays take them instead of allocating (and
+/// page-faulting in) a fresh one per chunk.
+const POOL_BUFFERS: usize = 8;
+/// A buffer larger than this is freed rather than kept.
+const POOL_MAX_CAPACITY: usize = 1024 * 1024;
 
 /// Which of a child's streams a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,16 +212,67 @@ impl LineFormat {
 /// Appends `bytes` as a JSON string; invalid UTF-8 becomes U+FFFD.
 fn push_json_str(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
-    match std::str::from_utf8(bytes) {
-        Ok(text) => push_json_escaped(out, text.as_bytes()),
-        Err(_) => push_json_escaped(out, String::from_utf8_lossy(bytes).as_bytes()),
+    // Most log lines are printable ASCII: copy that prefix as it is, and only
+    // validate and escape from the first byte that may need it.
+    let plain = plain_ascii_prefix(bytes);
+    out.extend_from_slice(&bytes[..plain]);
+    let rest = &bytes[plain..];
+    if !rest.is_empty() {
+        match std::str::from_utf8(rest) {
+            Ok(text) => push_json_escaped(out, text.as_bytes()),
+            Err(_) => push_json_escaped(out, String::from_utf8_lossy(rest).as_bytes()),
+        }
     }
     out.push(b'"');
+}
+
+/// Whether a byte goes into a JSON string as it is and is ASCII.
+const fn is_plain(b: u8) -> bool {
+    b >= 0x20 && b < 0x7f && b != b'"' && b != b'\\'
+}
+
+/// The length of the longest prefix of `bytes` that is printable ASCII with no
+/// `"` or `\`, checked eight bytes at a time.
+fn plain_ascii_prefix(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Exact per-word tests (bit-twiddling "haszero" and "hasless"): a non-zero
+    // result means the word holds a byte that is not plain.
+    let special = |word: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let w = u64::from_le_bytes(w);
+        let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+        (w.wrapping_sub(ONES * 0x20) & !w & HIGH)
+            | has_zero(w ^ (ONES * u64::from(b'"')))
+            | has_zero(w ^ (ONES * u64::from(b'\\')))
+            | has_zero(w ^ (ONES * 0x7f))
+            | (w & HIGH)
+    };
+    let mut i = 0;
+    // Four words per test, so that the compiler can use vector registers.
+    for block in bytes.chunks_exact(32) {
+        if block.chunks_exact(8).fold(0, |acc, w| acc | special(w)) != 0 {
+            break;
+        }
+        i += 32;
+    }
+    for word in bytes[i..].chunks_exact(8) {
+        if special(word) != 0 {
+            break;
+        }
+        i += 8;
+    }
+    while i < bytes.len() && is_plain(bytes[i]) {
+        i += 1;
+    }
+    i
 }
 
 /// Copies valid UTF-8 into a JSON string body, escaping in runs rather than
 /// byte by byte (the JSON relay is on the hot path).
 fn push_json_escaped(out: &mut Vec<u8>, text: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut run = 0;
     for (i, &b) in text.iter().enumerate() {
         let escape: &[u8] = match b {
@@ -226,7 +286,14 @@ fn push_json_escaped(out: &mut Vec<u8>, text: &[u8]) {
         };
         out.extend_from_slice(&text[run..i]);
         if escape.is_empty() {
-            out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]);
         } else {
             out.extend_from_slice(escape);
         }
@@ -241,14 +308,29 @@ struct Chunk {
     permits: u32,
 }
 
+/// Emptied buffers on their way back from the writer to the relays; locked
+/// once per chunk and once per written batch, never per line.
+type Pool = Arc<Mutex<Vec<Vec<u8>>>>;
+
 /// Where formatted output goes; cheap to clone.
 #[derive(Clone)]
 pub struct Sink {
     tx: UnboundedSender<Chunk>,
     budget: Arc<Semaphore>,
+    pool: Pool,
 }
 
 impl Sink {
+    /// An empty buffer with room for at least `capacity` bytes, reused from
+    /// output already written when there is one.
+    #[must_use]
+    pub fn buffer(&self, capacity: usize) -> Vec<u8> {
+        let reused = self.pool.lock().ok().and_then(|mut pool| pool.pop());
+        let mut buf = reused.unwrap_or_default();
+        buf.reserve(capacity);
+        buf
+    }
+
     /// Queues relayed output, waiting while the writer is too far behind.
     pub async fn send(&self, bytes: Vec<u8>) {
         if bytes.is_empty() {
@@ -278,21 +360,25 @@ pub fn start_writer(
 ) -> io::Result<(Sink, std::thread::JoinHandle<()>)> {
     let (tx, rx) = unbounded_channel();
     let budget = Arc::new(Semaphore::new(BUDGET_KIB));
+    let pool = Pool::default();
     let thread_budget = Arc::clone(&budget);
+    let thread_pool = Arc::clone(&pool);
     let handle = std::thread::Builder::new()
         .name("ganger-stdout".into())
-        .spawn(move || write_loop(rx, &thread_budget, &failed))?;
-    Ok((Sink { tx, budget }, handle))
+        .spawn(move || write_loop(rx, &thread_budget, &thread_pool, &failed))?;
+    Ok((Sink { tx, budget, pool }, handle))
 }
 
 fn write_loop(
     mut rx: UnboundedReceiver<Chunk>,
     budget: &Semaphore,
+    pool: &Mutex<Vec<Vec<u8>>>,
     failed: &UnboundedSender<WriteFailed>,
 ) {
     // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop keeps us
     // from closing it.
     let mut out = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
+    enlarge_pipe(&out);
     let mut broken = false;
     let mut batch: Vec<Chunk> = Vec::with_capacity(64);
     while let Some(first) = rx.blocking_recv() {
@@ -313,7 +399,28 @@ fn write_loop(
         }
         let permits: usize = batch.iter().map(|c| c.permits as usize).sum();
         budget.add_permits(permits);
+        if let Ok(mut pool) = pool.lock() {
+            for chunk in batch.drain(..) {
+                if pool.len() < POOL_BUFFERS && chunk.bytes.capacity() <= POOL_MAX_CAPACITY {
+                    let mut bytes = chunk.bytes;
+                    bytes.clear();
+                    pool.push(bytes);
+                }
+            }
+        }
         batch.clear();
+    }
+}
+
+/// When stdout is a pipe, asks for a larger buffer: fewer wakeups of the writer
+/// and of the reader on the other end. Refusal (e.g. over the per-user limit)
+/// leaves the pipe as it is.
+fn enlarge_pipe(out: &File) {
+    use nix::fcntl::{FcntlArg, fcntl};
+    if let Ok(size) = fcntl(out, FcntlArg::F_GETPIPE_SZ)
+        && size < STDOUT_PIPE_SIZE
+    {
+        let _ = fcntl(out, FcntlArg::F_SETPIPE_SZ(STDOUT_PIPE_SIZE));
     }
 }
 
@@ -378,5 +485,21 @@ mod tests {
         assert_eq!(v["stream"], "stderr");
         assert_eq!(v["line"], "a\"b\\c\u{1}\u{fffd}\u{fffd}\tend");
         assert!(v["ts"].as_str().is_some_and(|t| t.ends_with('Z')));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn json_line_round_trips_any_bytes(
+            line in proptest::collection::vec(proptest::prop_oneof![
+                proptest::num::u8::ANY,
+                proptest::sample::select(b" \"\\\x7f\x1fazAZ~".to_vec()),
+            ], 0..40)
+        ) {
+            let mut out = Vec::new();
+            push_json_str(&mut out, &line);
+            let parsed: String = serde_json::from_slice(&out).expect("valid json");
+            proptest::prop_assert_eq!(parsed, String::from_utf8_lossy(&line));
+            proptest::prop_assert!(!out.contains(&0x7f) && out.iter().all(|&b| b >= 0x20));
+        }
     }
 }

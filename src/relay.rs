@@ -58,7 +58,7 @@ async fn read_lines(fd: &AsyncFd<OwnedFd>, format: &mut LineFormat, sink: &Sink)
         };
         let filled = pending + n;
         format.refresh();
-        let mut out = Vec::with_capacity(filled + filled / 4 + 128);
+        let mut out = sink.buffer(filled + filled / 4 + 128);
         let consumed = frame(&buf[..filled], format, &mut out);
         buf.copy_within(consumed..filled, 0);
         pending = filled - consumed;
@@ -66,7 +66,7 @@ async fn read_lines(fd: &AsyncFd<OwnedFd>, format: &mut LineFormat, sink: &Sink)
     }
     if pending > 0 {
         format.refresh();
-        let mut out = Vec::with_capacity(pending + 128);
+        let mut out = sink.buffer(pending + 128);
         format.push(&mut out, &buf[..pending]);
         sink.send(out).await;
     }
