@@ -521,9 +521,13 @@ impl<'a> Supervisor<'a> {
                 .filter(|p| p.state != ProcState::Removed)
                 .all(|p| matches!(p.state, ProcState::Exited(_)))
         {
-            // Every instance was allowed to exit, and has.
+            // Every instance was allowed to exit, and has: nothing to stop but
+            // what they may have left behind, so no announcement.
             self.status = Some(self.first_failure.unwrap_or(0));
-            self.begin_stop();
+            self.phase = Phase::Stopping {
+                deadline: Instant::now() + self.timeout,
+            };
+            self.signal_all(Signal::SIGTERM);
         }
     }
 
@@ -609,13 +613,7 @@ impl<'a> Supervisor<'a> {
                 proc.state = ProcState::Exited(exit);
             }
         }
-        if self
-            .procs
-            .iter()
-            .any(|p| matches!(p.state, ProcState::Running { .. }))
-        {
-            self.say("sending SIGTERM to all processes");
-        }
+        self.say("sending SIGTERM to all processes");
         self.phase = Phase::Stopping {
             deadline: Instant::now() + self.timeout,
         };
