@@ -1,5 +1,6 @@
 //! `ganger check`: parse the Procfile and say what it defines.
 
+use std::fmt::Write as _;
 use std::io::Write;
 
 use crate::config::App;
@@ -11,10 +12,7 @@ use crate::policy::{OnExit, Policy};
 /// instance that `start` would run with its PORT.
 pub fn check(app: &App, policy: &Policy, show_plan: bool) -> Result<i32> {
     let mut out = String::new();
-    out.push_str(&format!(
-        "valid procfile detected ({})\n",
-        app.procfile.names()
-    ));
+    let _ = writeln!(out, "valid procfile detected ({})", app.procfile.names());
     if show_plan {
         let plan = app.plan(&[])?;
         let width = plan.iter().map(|i| i.ps().len()).max().unwrap_or(0);
@@ -24,12 +22,13 @@ pub fn check(app: &App, policy: &Policy, show_plan: bool) -> Result<i32> {
                 OnExit::Allowed => "  (can die)",
                 OnExit::StopAll => "",
             };
-            out.push_str(&format!(
-                "  {:width$}  PORT={}  {}{on_exit}\n",
+            let _ = writeln!(
+                out,
+                "  {:width$}  PORT={}  {}{on_exit}",
                 inst.ps(),
                 inst.port,
                 inst.command
-            ));
+            );
         }
         for warning in formation::collision_warnings(&plan) {
             out.push_str(&warning);

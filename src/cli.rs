@@ -279,6 +279,7 @@ pub struct OutputArgs {
     pub no_timestamp: bool,
 
     /// Color the prefixes: auto = only on a terminal with NO_COLOR unset (FORCE_COLOR forces it)
+    #[expect(clippy::doc_markdown, reason = "the doc comment is --help text")]
     #[arg(long, env = "GANGER_COLOR", value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
 

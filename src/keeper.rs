@@ -1,5 +1,5 @@
 //! The keeper: a tiny process forked at start that outlives ganger by a moment,
-//! so that a SIGKILLed ganger still takes its process groups along.
+//! so that a ganger killed by `SIGKILL` still takes its process groups along.
 //!
 //! ganger tells the keeper every process group it starts through a pipe. If
 //! ganger dies, however it dies, the pipe reaches end of file and the keeper
@@ -33,7 +33,7 @@ impl Keeper {
         match unsafe { fork() }? {
             ForkResult::Child => {
                 drop(write);
-                keep(read)
+                keep(&read)
             }
             ForkResult::Parent { child } => {
                 drop(read);
@@ -65,7 +65,7 @@ impl Keeper {
 }
 
 /// The keeper's life: collect process groups until end of file, then kill them.
-fn keep(read: OwnedFd) -> ! {
+fn keep(read: &OwnedFd) -> ! {
     // SAFETY: plain syscalls in the freshly forked, single-threaded keeper.
     unsafe {
         // Out of the terminal's way and deaf to the signals meant for ganger.

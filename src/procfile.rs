@@ -382,7 +382,13 @@ mod tests {
                 1..8,
             )
         ) {
-            let text: String = entries.iter().map(|(n, c)| format!("{n}: {c}\n")).collect();
+            let mut text = String::new();
+            for (name, command) in &entries {
+                text.push_str(name);
+                text.push_str(": ");
+                text.push_str(command);
+                text.push('\n');
+            }
             let parsed = p(&text).expect("printed procfile parses");
             let printed = parsed.to_string();
             prop_assert_eq!(&printed, &text);

@@ -129,7 +129,7 @@ mod tests {
     fn long_lines_are_cut_into_pieces_with_nothing_lost() {
         let mut data = vec![b'x'; MAX_PIECE * 2 + 10];
         data.push(b'\n');
-        data.extend_from_slice(&[b'y'; MAX_PIECE + 3]);
+        data.resize(data.len() + MAX_PIECE + 3, b'y');
         let mut out = Vec::new();
         let used = frame(&data, &fmt(), &mut out);
         assert_eq!(used, data.len() - 3);

@@ -71,25 +71,21 @@ pub fn run(
         _ => None,
     };
     let mut extra: Vec<(&str, String)> = Vec::new();
-    let mut cmd = match entry {
-        Some((app, position, entry)) => {
-            let port = crate::formation::port_for(app.base_port, position, 1, || {
-                format!("{}.1", entry.name)
-            })?;
+    let mut cmd = if let Some((app, position, entry)) = entry {
+        let port =
+            crate::formation::port_for(app.base_port, position, 1, || format!("{}.1", entry.name))?;
+        extra.push(("PORT", port.to_string()));
+        extra.push(("PS", format!("{}.1", entry.name)));
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c").arg(&entry.command);
+        cmd
+    } else {
+        if let Some(port) = port {
             extra.push(("PORT", port.to_string()));
-            extra.push(("PS", format!("{}.1", entry.name)));
-            let mut cmd = Command::new("/bin/sh");
-            cmd.arg("-c").arg(&entry.command);
-            cmd
         }
-        None => {
-            if let Some(port) = port {
-                extra.push(("PORT", port.to_string()));
-            }
-            let mut cmd = Command::new(first);
-            cmd.args(&command[1..]);
-            cmd
-        }
+        let mut cmd = Command::new(first);
+        cmd.args(&command[1..]);
+        cmd
     };
     cmd.env_clear()
         .envs(env.for_child(root, &extra))

@@ -154,14 +154,14 @@ fn is_simple(command: &str) -> bool {
     let mut chars = command.chars();
     while let Some(c) = chars.next() {
         match (&quote, c) {
-            (Quote::None, '\\') | (Quote::Double, '\\') => {
+            (Quote::None | Quote::Double, '\\') => {
                 chars.next();
             }
             (Quote::None, '\'') => quote = Quote::Single,
             (Quote::None, '"') => quote = Quote::Double,
-            (Quote::None, ';' | '&' | '|' | '(' | ')' | '`' | '#' | '\n' | '\r') => return false,
+            (Quote::None, ';' | '&' | '|' | '(' | ')' | '`' | '#' | '\n' | '\r')
+            | (Quote::Double, '`') => return false,
             (Quote::Single, '\'') | (Quote::Double, '"') => quote = Quote::None,
-            (Quote::Double, '`') => return false,
             _ => {}
         }
     }

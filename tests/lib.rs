@@ -1,5 +1,10 @@
 //! One integration-test binary: every test runs the real `ganger` on real processes.
 
+#![allow(
+    clippy::pedantic,
+    reason = "test code favours directness over the pedantic lints"
+)]
+
 mod support;
 
 mod check;

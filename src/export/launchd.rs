@@ -64,6 +64,10 @@ pub fn render(export: &Export) -> Result<Vec<Entry>> {
 
 /// The `APP-*.plist` files this app's export wrote (the marker is an XML
 /// comment before `<plist>`).
+#[expect(
+    clippy::case_sensitive_file_extension_comparisons,
+    reason = "ganger writes these names itself, in lower case"
+)]
 pub fn owns(app: &str, name: &str, path: &Path) -> bool {
     after_app(app, name).is_some_and(|rest| rest.ends_with(".plist"))
         && super::has_marker(path, app)

@@ -15,6 +15,7 @@ mod supervisord;
 mod systemd;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -234,10 +235,7 @@ pub fn export(app: &App, args: &ExportArgs) -> Result<i32> {
     install(&args.dir, &entries, owned)?;
     let mut out = String::new();
     for entry in &entries {
-        out.push_str(&format!(
-            "[write] {}\n",
-            args.dir.join(entry.name()).display()
-        ));
+        let _ = writeln!(out, "[write] {}", args.dir.join(entry.name()).display());
     }
     std::io::stdout()
         .write_all(out.as_bytes())

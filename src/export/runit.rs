@@ -13,6 +13,10 @@ use std::path::Path;
 use super::{Entry, Export, after_app, has_marker, marker, sh_quote};
 use crate::error::Result;
 
+#[expect(
+    clippy::unnecessary_wraps,
+    reason = "every format's render has one signature"
+)]
 pub fn render(export: &Export) -> Result<Vec<Entry>> {
     let mut services = Vec::new();
     for inst in export.instances() {

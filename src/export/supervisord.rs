@@ -9,6 +9,7 @@
 //! wrapper in `command=`, which supervisord splits with a POSIX shlex, written
 //! with no line break, comment leader or bare `%` in it. The file is 0600.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use super::{Entry, Export, Format, has_marker, marker, sh_quote};
@@ -55,7 +56,8 @@ pub fn render(export: &Export) -> Result<Vec<Entry>> {
                 ini_word(&inst.command)
             )
         };
-        text.push_str(&format!(
+        let _ = write!(
+            text,
             "\n[program:{program}]\ncommand={command}\ndirectory={root}\nuser={user}\n\
              autostart=true\nautorestart=true\nstopsignal=TERM\nstopwaitsecs={wait}\n\
              stopasgroup=true\nkillasgroup=true\n\
@@ -63,13 +65,10 @@ pub fn render(export: &Export) -> Result<Vec<Entry>> {
             user = export.user,
             wait = export.timeout_secs(),
             env = environment.join(","),
-        ));
+        );
         programs.push(program);
     }
-    text.push_str(&format!(
-        "\n[group:{app}]\nprograms={}\n",
-        programs.join(",")
-    ));
+    let _ = write!(text, "\n[group:{app}]\nprograms={}\n", programs.join(","));
     Ok(vec![Entry::secret(format!("{app}.conf"), text)])
 }
 

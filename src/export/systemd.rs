@@ -7,11 +7,16 @@
 //! can start a directive of its own. Service files carry the environment and are
 //! 0600; the target is 0644. Output goes to the journal (`-l`/`-r` are unused).
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use super::{Entry, Export, after_app, has_marker, marker};
 use crate::error::Result;
 
+#[expect(
+    clippy::unnecessary_wraps,
+    reason = "every format's render has one signature"
+)]
 pub fn render(export: &Export) -> Result<Vec<Entry>> {
     let app = &export.app;
     let services: Vec<String> = export
@@ -36,19 +41,21 @@ pub fn render(export: &Export) -> Result<Vec<Entry>> {
             root = export.root.replace('%', "%%"),
         );
         for (key, value) in export.instance_env(inst) {
-            unit.push_str(&format!(
-                "Environment={}\n",
+            let _ = writeln!(
+                unit,
+                "Environment={}",
                 quote(&format!("{key}={value}"), false)
-            ));
+            );
         }
-        unit.push_str(&format!(
+        let _ = write!(
+            unit,
             "ExecStart=/bin/sh -c {}\n\
              Restart=always\nRestartSec=1\nStandardInput=null\nStandardOutput=journal\nStandardError=journal\n\
              SyslogIdentifier={app}-{ps}\nKillMode=control-group\nTimeoutStopSec={timeout}ms\n\n\
              [Install]\nWantedBy={app}.target\n",
             quote(&inst.command, true),
             timeout = export.timeout.as_millis(),
-        ));
+        );
         entries.push(Entry::secret(service_name(app, &ps), unit));
     }
     Ok(entries)
@@ -82,7 +89,7 @@ fn quote(s: &str, dollar: bool) -> String {
             '\t' => out.push_str("\\t"),
             c if c.is_control() => {
                 for unit in c.to_string().bytes() {
-                    out.push_str(&format!("\\x{unit:02x}"));
+                    let _ = write!(out, "\\x{unit:02x}");
                 }
             }
             c => out.push(c),
