@@ -2,7 +2,7 @@
 # Installs the outside tools the tests use (idempotent; runs as root in CI).
 set -euo pipefail
 need=()
-for pkg in tmux procps util-linux zsh fish groff-base man-db; do
+for pkg in procps util-linux zsh fish groff-base man-db; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
