@@ -62,7 +62,16 @@ impl Drop for Server {
 
 /// Binds the control socket at `path` (mode 0600), replacing a leftover socket
 /// that nobody answers, and serves clients until the runtime stops.
-pub fn listen(path: &Path, requests: mpsc::UnboundedSender<Envelope>) -> Result<Server> {
+///
+/// Another ganger answering there is an error. So is failing to bind a socket
+/// the user named (`explicit`); failing to bind the default one (a read-only
+/// root in a container, a path too long for a socket) only turns the control
+/// socket off, and the returned text says why.
+pub fn listen(
+    path: &Path,
+    explicit: bool,
+    requests: mpsc::UnboundedSender<Envelope>,
+) -> Result<Result<Server, String>> {
     let fail = |what: &str, e: io::Error| Error::os(format!("{what} {}", path.display()), e);
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         use std::os::unix::fs::FileTypeExt;
@@ -80,12 +89,21 @@ pub fn listen(path: &Path, requests: mpsc::UnboundedSender<Envelope>) -> Result<
         }
         std::fs::remove_file(path).map_err(|e| fail("cannot remove the stale socket", e))?;
     }
-    let listener = bind_private(path).map_err(|e| fail("cannot listen on", e))?;
+    let listener = match bind_private(path) {
+        Ok(listener) => listener,
+        Err(e) if !explicit => {
+            return Ok(Err(format!(
+                "control socket off: cannot listen on {}: {e} (choose a path with -s)",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(fail("cannot listen on", e)),
+    };
     let server = Server {
         path: path.to_path_buf(),
     };
     tokio::spawn(accept_loop(listener, requests));
-    Ok(server)
+    Ok(Ok(server))
 }
 
 /// Binds with a umask that leaves the socket 0600 from the start.

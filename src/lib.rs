@@ -76,7 +76,12 @@ pub fn run(cli: Cli) -> Result<i32> {
             // Before anything slow: signals that arrive now wait for their handlers.
             os::block_acted_on();
             let app = App::load(&cli.app)?;
-            supervisor::start(&app, &args, &config::socket_path(&cli.app))
+            supervisor::start(
+                &app,
+                &args,
+                &config::socket_path(&cli.app),
+                cli.app.socket.is_some(),
+            )
         }
         Command::Completions(args) => docs::completions(args.shell),
         Command::Man => docs::man(),

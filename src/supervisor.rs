@@ -176,7 +176,12 @@ fn prefix_width(style: &Style) -> usize {
 }
 
 /// Starts the app and supervises it until it stops; returns the exit status.
-pub fn start(app: &App, args: &StartArgs, socket: &std::path::Path) -> Result<i32> {
+pub fn start(
+    app: &App,
+    args: &StartArgs,
+    socket: &std::path::Path,
+    explicit_socket: bool,
+) -> Result<i32> {
     let plan = app.plan(&args.processes)?;
     if plan.is_empty() {
         return Err(Error::NothingToStart);
@@ -205,10 +210,13 @@ pub fn start(app: &App, args: &StartArgs, socket: &std::path::Path) -> Result<i3
         let policy = Policy::new(&args.policy, &app.procfile)?;
         let (control_tx, control_rx) = unbounded_channel();
         // Bound before anything starts: a second `start` fails here, not halfway.
-        let _server = control::listen(socket, control_tx)?;
+        let server = control::listen(socket, explicit_socket, control_tx)?;
         let tty = Types::parse(args.tty.as_deref().unwrap_or_default(), &app.procfile)?;
         let mut sup = Supervisor::new(app, args, policy, tty, style, sink, closed_tx);
         sup.keeper = keeper;
+        if let Err(why) = &server {
+            sup.say(why);
+        }
         for warning in formation::collision_warnings(&plan) {
             sup.say(&warning);
         }

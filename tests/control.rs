@@ -296,3 +296,22 @@ fn garbage_and_silent_clients_do_not_disturb_the_app() {
     let (status, _, _) = ganger.finish(LIMIT);
     assert_eq!(status.code(), Some(143));
 }
+
+#[test]
+fn an_unusable_default_socket_turns_the_socket_off_but_a_named_one_is_an_error() {
+    // A root whose socket path is too long for a Unix socket (108 bytes).
+    let app = App::new();
+    let deep = app.path().join("d".repeat(60)).join("e".repeat(60));
+    std::fs::create_dir_all(&deep).expect("mkdir");
+    std::fs::write(deep.join("Procfile"), "web: echo up\n").expect("write");
+    // Relative to the app directory, so the path stays long.
+    let procfile = format!("{}/{}/Procfile", "d".repeat(60), "e".repeat(60));
+    let run = app.run(&["start", "--no-timestamp", "-f", &procfile]);
+    run.assert_code(0);
+    run.assert_stdout_has("control socket off: cannot listen on");
+    assert_eq!(run.lines_of("web.1"), ["up"]);
+
+    let socket = deep.join(".ganger.sock").display().to_string();
+    let run = app.run(&["start", "-f", &procfile, "-s", &socket]);
+    run.assert_code(1).assert_stderr_has("cannot listen on");
+}
