@@ -11,6 +11,7 @@ use std::fs::File;
 use std::io::{self, IoSlice, Write};
 use std::mem::ManuallyDrop;
 use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -56,14 +57,15 @@ impl Stream {
     }
 }
 
-/// The look of the stream, fixed for a run.
-#[derive(Debug, Clone)]
+/// The look of the stream, fixed for a run but for the name column, which
+/// widens when `scale` adds a longer name (`web.10`).
+#[derive(Debug)]
 pub struct Style {
     pub timestamp: bool,
     pub color: bool,
     pub json: bool,
     /// Width of the name column: the longest instance name, `system` included.
-    pub width: usize,
+    width: AtomicUsize,
 }
 
 impl Style {
@@ -74,8 +76,30 @@ impl Style {
             timestamp: !args.no_timestamp,
             color: color_enabled(args.color),
             json: args.log_format == LogFormat::Json,
-            width: width.max("system".len()),
+            width: AtomicUsize::new(width.max("system".len())),
         }
+    }
+
+    /// A style with these settings and name column width.
+    #[must_use]
+    pub fn with(timestamp: bool, color: bool, json: bool, width: usize) -> Self {
+        Style {
+            timestamp,
+            color,
+            json,
+            width: AtomicUsize::new(width),
+        }
+    }
+
+    /// The name column's width now.
+    #[must_use]
+    pub fn width(&self) -> usize {
+        self.width.load(Ordering::Relaxed)
+    }
+
+    /// Widens the name column to fit `name`; every prefix follows at its next refresh.
+    pub fn fit(&self, name: &str) {
+        self.width.fetch_max(name.len(), Ordering::Relaxed);
     }
 }
 
@@ -105,8 +129,9 @@ pub struct LineFormat {
     color: Option<&'static str>,
     stream: Stream,
     prefix: Vec<u8>,
-    /// The second the text prefix was built for (`i64::MIN`: never).
+    /// The second and column width the text prefix was built for (`i64::MIN`: never).
     prefix_second: i64,
+    prefix_width: usize,
     /// Lines come from a pty: clean them as a terminal would show them.
     tty: bool,
 }
@@ -123,6 +148,7 @@ impl LineFormat {
             stream,
             prefix: Vec::with_capacity(64),
             prefix_second: i64::MIN,
+            prefix_width: 0,
             tty: false,
         }
     }
@@ -161,10 +187,12 @@ impl LineFormat {
             return;
         }
         let second = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-        if second == self.prefix_second {
+        let width = self.style.width();
+        if second == self.prefix_second && width == self.prefix_width {
             return;
         }
         self.prefix_second = second;
+        self.prefix_width = width;
         self.prefix.clear();
         if let (Some(code), true) = (self.color, self.style.color) {
             self.prefix.extend_from_slice(b"\x1b[");
@@ -176,7 +204,7 @@ impl LineFormat {
             self.prefix.extend_from_slice(local.as_bytes());
         }
         self.prefix.extend_from_slice(self.name.as_bytes());
-        for _ in self.name.len()..self.style.width {
+        for _ in self.name.len()..width {
             self.prefix.push(b' ');
         }
         self.prefix.extend_from_slice(b" |");
@@ -443,12 +471,7 @@ mod tests {
     use super::*;
 
     fn style(json: bool, color: bool) -> Arc<Style> {
-        Arc::new(Style {
-            timestamp: false,
-            color,
-            json,
-            width: 6,
-        })
+        Arc::new(Style::with(false, color, json, 6))
     }
 
     #[test]

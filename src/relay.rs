@@ -106,12 +106,7 @@ mod tests {
     use std::sync::Arc;
 
     fn fmt() -> LineFormat {
-        let style = Arc::new(Style {
-            timestamp: false,
-            color: false,
-            json: false,
-            width: 1,
-        });
+        let style = Arc::new(Style::with(false, false, false, 1));
         let mut f = LineFormat::new(style, "a", Some(0), Stream::Stdout);
         f.refresh();
         f

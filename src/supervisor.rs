@@ -172,7 +172,7 @@ fn prefix_width(style: &Style) -> usize {
     } else {
         0
     };
-    clock + style.width + " | ".len()
+    clock + style.width() + " | ".len()
 }
 
 /// Starts the app and supervises it until it stops; returns the exit status.
@@ -317,6 +317,8 @@ impl<'a> Supervisor<'a> {
         let instance = &self.procs[index].instance;
         let ps = instance.ps();
         let position = instance.position;
+        // `scale` may bring a longer name (web.10): the column widens for all.
+        self.style.fit(&ps);
         let env = self.app.env.for_child(
             &self.app.root,
             &[("PORT", instance.port.to_string()), ("PS", ps.clone())],

@@ -315,3 +315,24 @@ fn an_unusable_default_socket_turns_the_socket_off_but_a_named_one_is_an_error()
     let run = app.run(&["start", "-f", &procfile, "-s", &socket]);
     run.assert_code(1).assert_stderr_has("cannot listen on");
 }
+
+#[test]
+fn the_name_column_widens_for_a_longer_name_from_scale() {
+    let app = App::with_procfile(&format!("worker: {SERVE}\n"));
+    let mut ganger = start(&app, &[]);
+    wait_for_socket(&app);
+    ganger.wait_line("worker.1", "ready", LIMIT);
+    assert!(
+        ganger.seen.iter().any(|l| l.starts_with("system   | ")),
+        "{:?}",
+        ganger.seen
+    );
+    app.run(&["scale", "worker=10"]).assert_code(0);
+    let line = ganger.wait_line("worker.10", "ready", LIMIT);
+    assert!(line.starts_with("worker.10 | "), "{line}");
+    app.run(&["restart", "worker.1"]).assert_code(0);
+    ganger.wait_for("system    | control: restarting worker.1", LIMIT);
+    ganger.wait_for("worker.1  | ready", LIMIT);
+    ganger.signal("TERM");
+    ganger.finish(LIMIT);
+}
