@@ -106,8 +106,28 @@ pub fn listen(
     Ok(Ok(server))
 }
 
-/// Binds with a umask that leaves the socket 0600 from the start.
+/// Binds with a umask that leaves the socket 0600 from the start. The socket is
+/// bound and listening under a temporary name first, then renamed into place,
+/// so that whoever sees `path` appear can connect at once.
 fn bind_private(path: &Path) -> io::Result<UnixListener> {
+    let mut staging = path.as_os_str().to_owned();
+    staging.push(format!(".{}", std::process::id()));
+    let staging = PathBuf::from(staging);
+    let _ = std::fs::remove_file(&staging);
+    match bind_at(&staging) {
+        Ok(listener) => match std::fs::rename(&staging, path) {
+            Ok(()) => Ok(listener),
+            Err(e) => {
+                let _ = std::fs::remove_file(&staging);
+                Err(e)
+            }
+        },
+        // The longer staging name may be what does not fit: bind in place.
+        Err(_) => bind_at(path),
+    }
+}
+
+fn bind_at(path: &Path) -> io::Result<UnixListener> {
     // SAFETY: umask is a plain syscall; no other thread creates files now.
     let old = unsafe { nix::libc::umask(0o177) };
     let bound = UnixListener::bind(path);
