@@ -112,14 +112,15 @@ fn ps_shows_pids_ports_states_and_restarts() {
 #[test]
 fn restart_of_one_instance_keeps_its_port_and_the_others_pids() {
     let app = App::with_procfile(&format!(
-        "web: echo \"port=$PORT\"; {SERVE}\nworker: {SERVE}\n"
+        "web: echo \"port=$PORT pid=$$\"; {SERVE}\nworker: {SERVE}\n"
     ));
-    let ganger = start(&app, &["-m", "web=2"]);
+    let mut ganger = start(&app, &["-m", "web=2"]);
     wait_for_socket(&app);
     let before: Vec<Value> = (1..=2)
         .map(|n| wait_for_instance(&app, &format!("web.{n}"), |i| i["state"] == "running"))
         .collect();
     let worker = wait_for_instance(&app, "worker.1", |i| i["state"] == "running");
+    ganger.wait_for(&format!("port=5001 pid={}", before[1]["pid"]), LIMIT);
     app.run(&["restart", "web.2"])
         .assert_code(0)
         .assert_stdout_has("restarting web.2");
@@ -128,20 +129,12 @@ fn restart_of_one_instance_keeps_its_port_and_the_others_pids() {
     });
     assert_eq!(after["port"], 5001);
     assert_eq!(after["restarts"], 1);
+    ganger.wait_for(&format!("port=5001 pid={}", after["pid"]), LIMIT);
     assert_eq!(instance(&app, "web.1")["pid"], before[0]["pid"]);
     assert_eq!(instance(&app, "worker.1")["pid"], worker["pid"]);
     ganger.signal("TERM");
-    let (status, lines, _) = ganger.finish(LIMIT);
+    let (status, _, _) = ganger.finish(LIMIT);
     assert_eq!(status.code(), Some(143));
-    let text = lines.join("\n");
-    assert_eq!(
-        lines_of(&text, "web.2")
-            .iter()
-            .filter(|l| *l == "port=5001")
-            .count(),
-        2,
-        "{text}"
-    );
 }
 
 #[test]
@@ -252,7 +245,17 @@ fn a_stale_socket_is_replaced() {
     let app = App::with_procfile(&format!("web: {SERVE}\n"));
     let socket = app.path().join(".ganger.sock");
     // A socket nobody listens on any more, as a crashed ganger leaves it.
-    drop(std::os::unix::net::UnixListener::bind(&socket).expect("bind"));
+    // (Made by another process: a listener opened here could be inherited for a
+    // moment by a child that a parallel test forks, and answer.)
+    let made = std::process::Command::new("python3")
+        .current_dir(app.path())
+        .args([
+            "-c",
+            "import socket; socket.socket(socket.AF_UNIX).bind('.ganger.sock')",
+        ])
+        .status()
+        .expect("python3");
+    assert!(made.success());
     assert!(socket.exists());
     app.run(&["ps"])
         .assert_code(1)
