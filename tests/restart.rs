@@ -73,10 +73,13 @@ fn a_restarted_instance_keeps_its_port_and_ps() {
             "--no-timestamp",
         ],
     );
-    ganger.wait_for(
-        "a.2 exited with code 1, restarting in 1s (restart 2)",
-        LIMIT,
-    );
+    // Each "(restart 2)" line comes after that instance's second run printed.
+    for ps in ["a.1", "a.2"] {
+        ganger.wait_for(
+            &format!("{ps} exited with code 1, restarting in 1s (restart 2)"),
+            LIMIT,
+        );
+    }
     ganger.signal("TERM");
     let (_, lines, _) = ganger.finish(LIMIT);
     let text = lines.join("\n");
