@@ -11,9 +11,10 @@ use std::fs::File;
 use std::io::{self, IoSlice, Write};
 use std::mem::ManuallyDrop;
 use std::os::fd::FromRawFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -383,18 +384,46 @@ pub type WriteFailed = io::Error;
 /// Starts the writer thread; it ends when every [`Sink`] is dropped. A write
 /// error is reported once on `failed`, after which output is discarded so that
 /// relays keep draining the children.
-pub fn start_writer(
-    failed: UnboundedSender<WriteFailed>,
-) -> io::Result<(Sink, std::thread::JoinHandle<()>)> {
+pub fn start_writer(failed: UnboundedSender<WriteFailed>) -> io::Result<(Sink, Writer)> {
     let (tx, rx) = unbounded_channel();
     let budget = Arc::new(Semaphore::new(BUDGET_KIB));
     let pool = Pool::default();
     let thread_budget = Arc::clone(&budget);
     let thread_pool = Arc::clone(&pool);
+    let written = Arc::new(AtomicU64::new(0));
+    let thread_written = Arc::clone(&written);
     let handle = std::thread::Builder::new()
         .name("ganger-stdout".into())
-        .spawn(move || write_loop(rx, &thread_budget, &thread_pool, &failed))?;
-    Ok((Sink { tx, budget, pool }, handle))
+        .spawn(move || write_loop(rx, &thread_budget, &thread_pool, &failed, &thread_written))?;
+    Ok((Sink { tx, budget, pool }, Writer { handle, written }))
+}
+
+/// The writer thread, for waiting on it at exit.
+pub struct Writer {
+    handle: std::thread::JoinHandle<()>,
+    /// Bytes written so far: progress, as seen from outside.
+    written: Arc<AtomicU64>,
+}
+
+impl Writer {
+    /// Waits until everything queued is written (every [`Sink`] must be gone),
+    /// for as long as the writes make progress. A stdout whose reader stopped
+    /// reading for `stall` does not keep ganger from exiting.
+    pub fn finish(self, stall: Duration) {
+        let mut seen = self.written.load(Ordering::Relaxed);
+        let mut since = Instant::now();
+        while !self.handle.is_finished() {
+            let now = self.written.load(Ordering::Relaxed);
+            if now != seen {
+                seen = now;
+                since = Instant::now();
+            } else if since.elapsed() >= stall {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = self.handle.join();
+    }
 }
 
 fn write_loop(
@@ -402,6 +431,7 @@ fn write_loop(
     budget: &Semaphore,
     pool: &Mutex<Vec<Vec<u8>>>,
     failed: &UnboundedSender<WriteFailed>,
+    written: &AtomicU64,
 ) {
     // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop keeps us
     // from closing it.
@@ -421,7 +451,7 @@ fn write_loop(
                 Err(_) => break,
             }
         }
-        if !broken && let Err(e) = write_all_vectored(&mut out, &batch) {
+        if !broken && let Err(e) = write_all_vectored(&mut out, &batch, written) {
             broken = true;
             let _ = failed.send(e);
         }
@@ -452,13 +482,16 @@ fn enlarge_pipe(out: &File) {
     }
 }
 
-fn write_all_vectored(out: &mut File, batch: &[Chunk]) -> io::Result<()> {
+fn write_all_vectored(out: &mut File, batch: &[Chunk], written: &AtomicU64) -> io::Result<()> {
     let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|c| IoSlice::new(&c.bytes)).collect();
     let mut slices = &mut slices[..];
     while !slices.is_empty() {
         match out.write_vectored(slices) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Ok(n) => {
+                written.fetch_add(n as u64, Ordering::Relaxed);
+                IoSlice::advance_slices(&mut slices, n);
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }

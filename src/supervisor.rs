@@ -38,6 +38,8 @@ use crate::tty;
 
 /// How long an exit line waits for the rest of that instance's output.
 const LINGER: Duration = Duration::from_millis(250);
+/// How long ganger, done, waits on a stdout nobody reads before it exits anyway.
+const STDOUT_STALL: Duration = Duration::from_secs(5);
 /// How long after SIGKILL ganger waits for the last output before it gives up.
 const KILL_GRACE: Duration = Duration::from_secs(3);
 
@@ -229,7 +231,7 @@ pub fn start(
     // Dropping the runtime drops any relay still waiting on a pipe, and with it
     // the last handle on the writer, which then finishes what is queued.
     drop(runtime);
-    let _ = writer.join();
+    writer.finish(STDOUT_STALL);
     Ok(status)
 }
 

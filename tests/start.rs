@@ -565,3 +565,44 @@ fn ctrl_c_in_a_terminal_gives_each_child_exactly_one_stop_signal() {
         "a terminal gets color by default:\n{shown}"
     );
 }
+
+#[test]
+fn a_stdout_nobody_reads_does_not_keep_ganger_from_exiting() {
+    let app = App::with_procfile("spam: yes spam\n");
+    let mut cmd = app.ganger();
+    // stdout is a pipe this test never reads: it fills, and stays full.
+    cmd.args(["start", "-t", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("spawn");
+    let pid = child.id();
+    // Wait until the spammer runs (it fills the pipe at once).
+    let deadline = std::time::Instant::now() + LIMIT;
+    while std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .count()
+        < 2
+    {
+        assert!(std::time::Instant::now() < deadline, "spam never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = sent + LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ganger hung on a stdout nobody reads");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(143));
+}
