@@ -132,10 +132,12 @@ pub fn run(
         _ => Error::os(format!("cannot run {shown}"), e),
     })?;
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+    // Waiting for any child, not just ours: as a container's PID 1, orphans are
+    // reparented to ganger and must be reaped too.
     loop {
-        match waitpid(pid, None) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(p, code)) if p == pid => return Ok(code),
+            Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => return Ok(128 + sig as i32),
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(Error::os(format!("cannot wait for {shown}"), e.into())),
         }

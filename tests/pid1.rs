@@ -309,3 +309,16 @@ fn run_passes_on_the_signal_mask_it_was_started_with() {
         "USR1 stays blocked, nothing else added"
     );
 }
+
+#[test]
+fn run_as_pid_1_reaps_orphans_and_passes_the_status_through() {
+    if !can_unshare() {
+        return;
+    }
+    let app = App::new();
+    let script = "cp \"$(command -v sleep)\" ./orphan; for i in $(seq 20); do sh -c './orphan 0.1 &'; done; \
+                  while pgrep -x orphan >/dev/null; do sleep 0.05; done; echo zombies=$(ps -eo stat= | grep -c '^Z'); exit 3";
+    let run = run_with_deadline(in_namespace(&app, &["run", "sh", "-c", script]), LIMIT);
+    run.assert_code(3);
+    assert_eq!(run.stdout.trim(), "zombies=0");
+}
