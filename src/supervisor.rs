@@ -239,9 +239,8 @@ struct Supervisor<'a> {
     app: &'a App,
     timeout: Duration,
     split_stderr: bool,
-    /// Types that run on a pty, and the window size they get.
+    /// Types that run on a pty.
     tty: Types,
-    tty_size: tty::Size,
     style: Arc<Style>,
     sink: Sink,
     system: LineFormat,
@@ -273,7 +272,6 @@ impl<'a> Supervisor<'a> {
             timeout: args.timeout,
             split_stderr: args.output.log_format == LogFormat::Json,
             tty,
-            tty_size: tty::child_size(prefix_width(&style)),
             system: LineFormat::new(Arc::clone(&style), "system", None, Stream::System),
             style,
             sink,
@@ -326,7 +324,8 @@ impl<'a> Supervisor<'a> {
             &[("PORT", instance.port.to_string()), ("PS", ps.clone())],
         );
         let streams = if self.tty.contains(&instance.name) {
-            Streams::Tty(self.tty_size)
+            // Measured at each start: the terminal or the name column may have changed.
+            Streams::Tty(tty::child_size(prefix_width(&self.style)))
         } else if self.split_stderr {
             Streams::Split
         } else {
@@ -667,9 +666,9 @@ impl<'a> Supervisor<'a> {
 
     /// ganger's terminal changed size: so do the children's.
     fn resize(&mut self) {
-        self.tty_size = tty::child_size(prefix_width(&self.style));
+        let size = tty::child_size(prefix_width(&self.style));
         for pty in self.procs.iter().filter_map(|p| p.pty.as_ref()) {
-            tty::resize(pty, self.tty_size);
+            tty::resize(pty, size);
         }
     }
 
