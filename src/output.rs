@@ -165,12 +165,10 @@ impl LineFormat {
 
     /// Brings the prefix up to date with the clock; call once per chunk.
     pub fn refresh(&mut self) {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
+        let clock = SystemTime::now();
         if self.style.json {
             self.prefix.clear();
-            let ts = chrono::DateTime::<chrono::Utc>::from(SystemTime::now())
+            let ts = chrono::DateTime::<chrono::Utc>::from(clock)
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             self.prefix.extend_from_slice(b"{\"ts\":\"");
             self.prefix.extend_from_slice(ts.as_bytes());
@@ -187,7 +185,10 @@ impl LineFormat {
             self.prefix.extend_from_slice(b"\",\"line\":");
             return;
         }
-        let second = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        let since_epoch = clock
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let second = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
         let width = self.style.width();
         if second == self.prefix_second && width == self.prefix_width {
             return;
