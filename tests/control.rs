@@ -16,9 +16,7 @@ const LIMIT: Duration = Duration::from_secs(30);
 const SERVE: &str = "trap 'exit 0' TERM; echo ready; while true; do sleep 0.05; done";
 
 fn start(app: &App, args: &[&str]) -> Running {
-    let mut cmd = app.ganger();
-    cmd.arg("start").arg("--no-timestamp").args(args);
-    Running::spawn(cmd)
+    app.spawn(&[&["start", "--no-timestamp"], args].concat())
 }
 
 /// Sends one request line over the socket, as `socat` would, and reads the reply.

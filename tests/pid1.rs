@@ -169,11 +169,7 @@ fn orphans_reparented_to_ganger_are_reaped() {
     let app = App::with_procfile(
         "a: cp \"$(command -v sleep)\" ./orphan; for i in $(seq 20); do sh -c './orphan 0.1 &'; done; while pgrep -x orphan >/dev/null; do sleep 0.05; done; echo reaped; sleep 30\n",
     );
-    let mut ganger = Running::spawn({
-        let mut c = app.ganger();
-        c.arg("start");
-        c
-    });
+    let mut ganger = app.spawn(&["start"]);
     // pgrep sees zombies too: the loop ends only once every orphan was reaped.
     ganger.wait_line("a.1", "reaped", LIMIT);
     ganger.signal("TERM");
@@ -188,11 +184,7 @@ fn sigkill_of_ganger_leaves_no_instance_running() {
     let app = App::with_procfile(
         "a: sleep 1000\nb: python3 -c 'import os, time; open(\"b.pid\", \"w\").write(str(os.getpid())); time.sleep(1000)'\nc: sh -c 'echo $$ > c.pid; exec sleep 1000' | cat\n",
     );
-    let mut ganger = Running::spawn({
-        let mut c = app.ganger();
-        c.args(["start", "-m", "a=2,b=1"]);
-        c
-    });
+    let mut ganger = app.spawn(&["start", "-m", "a=2,b=1"]);
     let mut pids = Vec::new();
     for ps in ["a.1", "a.2", "b.1", "c.1"] {
         let line = ganger.wait_for(&format!("{ps} started with pid "), LIMIT);

@@ -7,9 +7,7 @@ use crate::support::*;
 const LIMIT: Duration = Duration::from_secs(30);
 
 fn start(app: &App, args: &[&str]) -> Running {
-    let mut cmd = app.ganger();
-    cmd.arg("start").args(args);
-    Running::spawn(cmd)
+    app.spawn(&[&["start"], args].concat())
 }
 
 #[test]

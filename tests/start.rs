@@ -223,11 +223,7 @@ fn exit_status_is_the_first_exit_and_the_rest_get_sigterm() {
 fn stop_signals_give_128_plus_n() {
     for (sig, code) in [("INT", 130), ("TERM", 143), ("HUP", 129)] {
         let app = App::with_procfile("a: echo ready; sleep 30\nb: sleep 30\n");
-        let mut ganger = Running::spawn({
-            let mut c = app.ganger();
-            c.arg("start");
-            c
-        });
+        let mut ganger = app.spawn(&["start"]);
         ganger.wait_line("a.1", "ready", LIMIT);
         ganger.signal(sig);
         let (status, lines, stderr) = ganger.finish(LIMIT);
@@ -252,11 +248,7 @@ fn a_process_ignoring_sigterm_is_killed_after_the_timeout() {
     let app = App::with_procfile(
         "stubborn: trap '' TERM; echo ready; while true; do sleep 0.05; done\nquick: sleep 30\n",
     );
-    let mut ganger = Running::spawn({
-        let mut c = app.ganger();
-        c.args(["start", "-t", "1.5"]);
-        c
-    });
+    let mut ganger = app.spawn(&["start", "-t", "1.5"]);
     ganger.wait_line("stubborn.1", "ready", LIMIT);
     let started = std::time::Instant::now();
     ganger.signal("TERM");
@@ -285,11 +277,7 @@ fn a_second_sigint_kills_at_once() {
     let app = App::with_procfile(
         "stubborn: trap '' TERM INT; echo ready; while true; do sleep 0.05; done\n",
     );
-    let mut ganger = Running::spawn({
-        let mut c = app.ganger();
-        c.args(["start", "-t", "20"]);
-        c
-    });
+    let mut ganger = app.spawn(&["start", "-t", "20"]);
     ganger.wait_for("ready", LIMIT);
     let started = std::time::Instant::now();
     ganger.signal("INT");
@@ -315,11 +303,7 @@ fn usr1_and_usr2_are_forwarded_without_stopping() {
     let app = App::with_procfile(
         "a: trap 'echo got USR1' USR1; trap 'echo got USR2' USR2; echo ready; while true; do sleep 0.05; done\n",
     );
-    let mut ganger = Running::spawn({
-        let mut c = app.ganger();
-        c.args(["start", "-m", "a=2"]);
-        c
-    });
+    let mut ganger = app.spawn(&["start", "-m", "a=2"]);
     ganger.wait_line("a.1", "ready", LIMIT);
     ganger.wait_line("a.2", "ready", LIMIT);
     ganger.signal("USR1");
@@ -337,11 +321,7 @@ fn usr1_and_usr2_are_forwarded_without_stopping() {
 #[test]
 fn a_line_appears_at_once_not_at_exit() {
     let app = App::with_procfile("a: echo first; sleep 30\n");
-    let mut ganger = Running::spawn({
-        let mut c = app.ganger();
-        c.arg("start");
-        c
-    });
+    let mut ganger = app.spawn(&["start"]);
     ganger.wait_line("a.1", "first", Duration::from_secs(10));
     assert!(
         ganger.child.try_wait().expect("try_wait").is_none(),
@@ -491,11 +471,7 @@ fn seven_hundred_instances_run() {
 #[test]
 fn an_idle_ganger_does_not_wake_up() {
     let app = App::with_procfile("a: echo ready; sleep 60\n");
-    let mut ganger = Running::spawn({
-        let mut c = app.ganger();
-        c.arg("start");
-        c
-    });
+    let mut ganger = app.spawn(&["start"]);
     ganger.wait_for("started with pid", LIMIT);
     ganger.wait_line("a.1", "ready", LIMIT);
     let switches = |pid: i32| -> u64 {

@@ -71,6 +71,13 @@ impl App {
         cmd
     }
 
+    /// Starts `ganger ARGS` in the background, its stdout read line by line.
+    pub fn spawn(&self, args: &[&str]) -> Running {
+        let mut cmd = self.ganger();
+        cmd.args(args);
+        Running::spawn(cmd)
+    }
+
     /// Runs `ganger ARGS` to completion, with a generous deadline.
     pub fn run(&self, args: &[&str]) -> Run {
         let mut cmd = self.ganger();
