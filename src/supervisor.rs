@@ -535,10 +535,7 @@ impl<'a> Supervisor<'a> {
             // Every instance was allowed to exit, and has: nothing to stop but
             // what they may have left behind, so no announcement.
             self.status = Some(self.first_failure.unwrap_or(0));
-            self.phase = Phase::Stopping {
-                deadline: Instant::now() + self.timeout,
-            };
-            self.signal_all(Signal::SIGTERM);
+            self.stop_everything();
         }
     }
 
@@ -618,13 +615,18 @@ impl<'a> Supervisor<'a> {
     }
 
     fn begin_stop(&mut self) {
+        self.say("sending SIGTERM to all processes");
+        self.stop_everything();
+    }
+
+    /// SIGTERM to everything, SIGKILL at the deadline.
+    fn stop_everything(&mut self) {
         // Nothing restarts during a shutdown, and no backoff is waited out.
         for proc in &mut self.procs {
             if let ProcState::BackingOff { exit, .. } = proc.state {
                 proc.state = ProcState::Exited(exit);
             }
         }
-        self.say("sending SIGTERM to all processes");
         self.phase = Phase::Stopping {
             deadline: Instant::now() + self.timeout,
         };
