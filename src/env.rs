@@ -24,14 +24,7 @@ impl AppEnv {
         let mut files = BTreeMap::new();
         for path in paths {
             let text = match std::fs::read(path) {
-                Ok(bytes) => String::from_utf8(bytes).map_err(|e| Error::NotUtf8 {
-                    path: path.clone(),
-                    line: 1 + memchr::memchr_iter(
-                        b'\n',
-                        &e.as_bytes()[..e.utf8_error().valid_up_to()],
-                    )
-                    .count(),
-                })?,
+                Ok(bytes) => crate::error::utf8_text(path, bytes)?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     if required {
                         return Err(Error::EnvMissing { path: path.clone() });

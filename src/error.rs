@@ -179,6 +179,18 @@ fn port_fix(highest_base: Option<u16>) -> String {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The text of a file that must be UTF-8; otherwise an error naming the first
+/// line that is not.
+pub fn utf8_text(path: &std::path::Path, bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        Error::NotUtf8 {
+            path: path.to_path_buf(),
+            line: 1 + memchr::memchr_iter(b'\n', valid).count(),
+        }
+    })
+}
+
 /// The error and its causes, joined with `: `, for printing once.
 #[must_use]
 pub fn chain(err: &dyn std::error::Error) -> String {

@@ -73,12 +73,12 @@ impl Style {
     /// The style the flags ask for; `width` covers every name that can appear.
     #[must_use]
     pub fn new(args: &OutputArgs, width: usize) -> Self {
-        Style {
-            timestamp: !args.no_timestamp,
-            color: color_enabled(args.color),
-            json: args.log_format == LogFormat::Json,
-            width: AtomicUsize::new(width.max("system".len())),
-        }
+        Style::with(
+            !args.no_timestamp,
+            color_enabled(args.color),
+            args.log_format == LogFormat::Json,
+            width.max("system".len()),
+        )
     }
 
     /// A style with these settings and name column width.

@@ -43,10 +43,7 @@ impl Procfile {
                 }
             }
         })?;
-        let text = String::from_utf8(bytes).map_err(|e| Error::NotUtf8 {
-            path: path.to_path_buf(),
-            line: line_of_offset(e.as_bytes(), e.utf8_error().valid_up_to()),
-        })?;
+        let text = crate::error::utf8_text(path, bytes)?;
         // As for dotenv files: an editor's byte-order mark is not part of line 1.
         parse(path, text.strip_prefix('\u{feff}').unwrap_or(&text))
     }
@@ -76,10 +73,6 @@ impl fmt::Display for Procfile {
         }
         Ok(())
     }
-}
-
-fn line_of_offset(bytes: &[u8], offset: usize) -> usize {
-    1 + memchr::memchr_iter(b'\n', &bytes[..offset.min(bytes.len())]).count()
 }
 
 fn is_name_byte(b: u8) -> bool {
