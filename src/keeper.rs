@@ -1,22 +1,44 @@
 //! The keeper: a tiny process forked at start that outlives ganger by a moment,
 //! so that a ganger killed by `SIGKILL` still takes its process groups along.
 //!
-//! ganger tells the keeper every process group it starts through a pipe. If
-//! ganger dies, however it dies, the pipe reaches end of file and the keeper
-//! sends SIGKILL to every group it was told of. On a normal exit ganger first
-//! says it is done, and the keeper leaves without killing anything.
+//! Every instance registers its own process group through a pipe, in the
+//! child, before it runs anything ([`Keeper::register_fd`]); ganger says when
+//! a group is gone ([`Keeper::forget`]), so the keeper never holds a number that
+//! may already be someone else's. If ganger dies, however it dies, the pipe
+//! reaches end of file and the keeper sends SIGKILL to every group still
+//! registered. On a normal exit ganger first says it is done, and the keeper
+//! leaves without killing anything.
 //! `PR_SET_PDEATHSIG` alone would reach only the process ganger started, not
 //! the other members of its group (`sh -c 'a | b'`).
 
+use std::collections::HashSet;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::fcntl::OFlag;
 use nix::libc;
 use nix::unistd::{ForkResult, Pid, fork, pipe2};
 
-/// The message that means "ganger is exiting normally".
+/// The message that means "ganger is exiting normally". A positive number
+/// registers that process group, a negative one forgets it.
 const DONE: i32 = 0;
+
+/// Proof that the process has a single thread, which forking the keeper needs
+/// (the child goes on to use std, whose locks another thread might hold).
+pub struct SingleThreaded(());
+
+impl SingleThreaded {
+    /// `Some` only while the process has one thread.
+    #[must_use]
+    pub fn check() -> Option<Self> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let threads = status
+            .lines()
+            .find_map(|line| line.strip_prefix("Threads:"))?
+            .trim();
+        (threads == "1").then_some(SingleThreaded(()))
+    }
+}
 
 /// ganger's end of the pipe to the keeper.
 pub struct Keeper {
@@ -25,11 +47,11 @@ pub struct Keeper {
 }
 
 impl Keeper {
-    /// Forks the keeper. Must be called while ganger has a single thread.
-    pub fn start() -> io::Result<Self> {
+    /// Forks the keeper while ganger has a single thread.
+    pub fn start(_single: &SingleThreaded) -> io::Result<Self> {
         let (read, write) = pipe2(OFlag::O_CLOEXEC)?;
-        // SAFETY: ganger is single-threaded here (no runtime, no writer thread yet),
-        // so the child may use the whole of std until it exits.
+        // SAFETY: `SingleThreaded` proves there is no other thread, so the child
+        // may use the whole of std until it exits.
         match unsafe { fork() }? {
             ForkResult::Child => {
                 drop(write);
@@ -51,9 +73,15 @@ impl Keeper {
         self.pid
     }
 
-    /// Tells the keeper about a new process group.
-    pub fn watch(&mut self, pgid: Pid) {
-        let _ = self.pipe.write_all(&pgid.as_raw().to_ne_bytes());
+    /// The pipe a child writes its pid to, to register its process group.
+    #[must_use]
+    pub fn register_fd(&self) -> RawFd {
+        self.pipe.as_raw_fd()
+    }
+
+    /// Tells the keeper that a process group is gone and must not be killed.
+    pub fn forget(&mut self, pgid: Pid) {
+        let _ = self.pipe.write_all(&(-pgid.as_raw()).to_ne_bytes());
     }
 
     /// Lets the keeper go without killing anything, and reaps it.
@@ -91,7 +119,7 @@ fn keep(read: &OwnedFd) -> ! {
         // Not the keeper's parent-death signal to inherit: ganger's.
         libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0);
     }
-    let mut groups: Vec<i32> = Vec::new();
+    let mut groups: HashSet<i32> = HashSet::new();
     let mut buf = [0u8; 4096];
     let mut pending: Vec<u8> = Vec::new();
     let done = loop {
@@ -111,10 +139,14 @@ fn keep(read: &OwnedFd) -> ! {
         let mut finished = false;
         for word in pending[..whole].chunks_exact(4) {
             let value = i32::from_ne_bytes([word[0], word[1], word[2], word[3]]);
-            if value == DONE {
-                finished = true;
-            } else {
-                groups.push(value);
+            match value {
+                DONE => finished = true,
+                1.. => {
+                    groups.insert(value);
+                }
+                _ => {
+                    groups.remove(&value.saturating_neg());
+                }
             }
         }
         pending.drain(..whole);
