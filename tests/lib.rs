@@ -11,6 +11,7 @@ mod check;
 mod control;
 mod export;
 mod help;
+mod ownership;
 mod pid1;
 mod restart;
 mod run;
