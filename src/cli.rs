@@ -199,6 +199,10 @@ pub struct ExportArgs {
     /// Seconds between the stop signal and SIGKILL (fractions allowed)
     #[arg(short = 't', long, env = "GANGER_TIMEOUT", value_name = "SECS", default_value = "5", value_parser = parse_timeout)]
     pub timeout: Duration,
+
+    /// Also replace files in DIR that this app's export did not write, and symbolic links (never their targets)
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -10,6 +10,7 @@ mod support;
 mod check;
 mod control;
 mod export;
+mod export_safety;
 mod help;
 mod ownership;
 mod pid1;
