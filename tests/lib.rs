@@ -9,6 +9,7 @@ mod support;
 
 mod check;
 mod control;
+mod control_limits;
 mod export;
 mod export_safety;
 mod help;

@@ -52,9 +52,11 @@ pub fn request(socket: &Path, request: &Request) -> Result<Reply> {
     let mut line = serde_json::to_vec(request)
         .map_err(|e| Error::Control(format!("cannot encode the request: {e}")))?;
     line.push(b'\n');
-    (&stream)
-        .write_all(&line)
-        .map_err(|e| io_error("write to", e))?;
+    match (&stream).write_all(&line) {
+        // A server that turned us away has said why before closing: read it.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        other => other.map_err(|e| io_error("write to", e))?,
+    }
     let mut answer = String::new();
     BufReader::new(&stream)
         .read_line(&mut answer)
