@@ -260,9 +260,7 @@ pub fn export(app: &App, args: &ExportArgs) -> Result<i32> {
         // and without their directory it starts nothing.
         prepare_log_dir(&model.log_dir, &mut out);
     }
-    std::io::stdout()
-        .write_all(out.as_bytes())
-        .map_err(|e| Error::os("cannot write to stdout", e))?;
+    crate::stdout::print(out)?;
     Ok(0)
 }
 
