@@ -15,9 +15,16 @@ use std::collections::HashSet;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use nix::fcntl::OFlag;
-use nix::libc;
-use nix::unistd::{ForkResult, Pid, fork, pipe2};
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, open};
+use nix::sys::prctl;
+use nix::sys::signal::{SigHandler, Signal, killpg, signal};
+use nix::sys::stat::Mode;
+use nix::unistd::{
+    ForkResult, Pid, dup2_stderr, dup2_stdin, dup2_stdout, fork, pipe2, read as read_fd, setpgid,
+};
+
+use crate::signals::{FORWARD, STOP};
 
 /// The message that means "ganger is exiting normally". A positive number
 /// registers that process group, a negative one forgets it.
@@ -94,46 +101,33 @@ impl Keeper {
 
 /// The keeper's life: collect process groups until end of file, then kill them.
 fn keep(read: &OwnedFd) -> ! {
-    // SAFETY: plain syscalls in the freshly forked, single-threaded keeper.
-    unsafe {
-        // Out of the terminal's way and deaf to the signals meant for ganger.
-        libc::setpgid(0, 0);
-        for sig in [
-            libc::SIGINT,
-            libc::SIGTERM,
-            libc::SIGHUP,
-            libc::SIGQUIT,
-            libc::SIGUSR1,
-            libc::SIGUSR2,
-            libc::SIGPIPE,
-        ] {
-            libc::signal(sig, libc::SIG_IGN);
-        }
-        // Hold no copy of ganger's stdout or stderr (a reader would wait for us).
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-        if null >= 0 {
-            for fd in 0..3 {
-                libc::dup2(null, fd);
-            }
-        }
-        // Not the keeper's parent-death signal to inherit: ganger's.
-        libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0);
+    // Out of the terminal's way and deaf to the signals meant for ganger.
+    let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
+    for sig in STOP
+        .into_iter()
+        .chain(FORWARD)
+        .chain([Signal::SIGQUIT, Signal::SIGPIPE])
+    {
+        // SAFETY: ignoring a signal installs no handler; nix has no safe call.
+        let _ = unsafe { signal(sig, SigHandler::SigIgn) };
     }
+    // Hold no copy of ganger's stdout or stderr (a reader would wait for us).
+    if let Ok(null) = open("/dev/null", OFlag::O_RDWR, Mode::empty()) {
+        let _ = dup2_stdin(&null);
+        let _ = dup2_stdout(&null);
+        let _ = dup2_stderr(&null);
+    }
+    // Not the keeper's parent-death signal to inherit: ganger's.
+    let _ = prctl::set_pdeathsig(None);
     let mut groups: HashSet<i32> = HashSet::new();
     let mut buf = [0u8; 4096];
     let mut pending: Vec<u8> = Vec::new();
     let done = loop {
-        // SAFETY: buf is valid for its length.
-        let n = unsafe { libc::read(read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-            continue;
-        }
-        let Ok(n) = usize::try_from(n) else {
-            break false;
+        let n = match read_fd(read, &mut buf) {
+            Ok(0) | Err(Errno::EBADF | Errno::EIO | Errno::EINVAL) => break false,
+            Ok(n) => n,
+            Err(_) => continue,
         };
-        if n == 0 {
-            break false;
-        }
         pending.extend_from_slice(&buf[..n]);
         let whole = pending.len() / 4 * 4;
         let mut finished = false;
@@ -156,10 +150,10 @@ fn keep(read: &OwnedFd) -> ! {
     };
     if !done {
         for pgid in groups {
-            // SAFETY: kill is a plain syscall.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
         }
     }
-    // SAFETY: leave without running ganger's atexit handlers or destructors.
-    unsafe { libc::_exit(0) }
+    // SAFETY: leave without running ganger's atexit handlers or destructors,
+    // which belong to ganger; std has no safe `_exit`.
+    unsafe { nix::libc::_exit(0) }
 }
