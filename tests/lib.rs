@@ -8,6 +8,7 @@
 mod support;
 
 mod check;
+mod container;
 mod control;
 mod export;
 mod export_safety;
