@@ -2,8 +2,8 @@
 //! busybox, ganger, the libraries ganger links and the app's Procfile in `/app`, as the
 //! README's Dockerfile builds it. `pid1.rs` proves the same promises under
 //! `unshare --pid`; these prove them under what users run: `podman stop`'s SIGTERM, grace
-//! period and SIGKILL, `podman kill`, the runtime's resource limits and the exit status
-//! the runtime reports.
+//! period and SIGKILL, `podman kill`, the exit status the runtime reports, all within the
+//! resource limits the runtime sets.
 //!
 //! No image is pulled or stored: each container runs from its own directory
 //! (`podman run --rootfs`), in podman's default storage, and is removed when its test
