@@ -8,6 +8,7 @@
 mod support;
 
 mod check;
+mod container;
 mod control;
 mod control_limits;
 mod export;
