@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use crate::config::App;
 use crate::error::Result;
 use crate::formation;
-use crate::policy::{OnExit, Policy};
+use crate::policy::Policy;
 
 /// Prints `valid procfile detected (web, worker)`; with `show_plan`, also every
 /// instance that `start` would run with its PORT.
@@ -16,11 +16,9 @@ pub fn check(app: &App, policy: &Policy, show_plan: bool) -> Result<i32> {
         let plan = app.plan(&[])?;
         let width = plan.iter().map(|i| i.ps().len()).max().unwrap_or(0);
         for inst in &plan {
-            let on_exit = match policy.on_exit(&inst.name) {
-                OnExit::Restart => "  (restarts)",
-                OnExit::Allowed => "  (can die)",
-                OnExit::StopAll => "",
-            };
+            let on_exit = policy
+                .describe(&inst.name)
+                .map_or(String::new(), |what| format!("  ({what})"));
             let _ = writeln!(
                 out,
                 "  {:width$}  PORT={}  {}{on_exit}",

@@ -1,8 +1,11 @@
-//! Which types restart and which may exit (`--restart`, `--can-die`), and the
-//! restart backoff schedule.
+//! Per-type rules: which types restart and which may exit (`--restart`,
+//! `--can-die`, and `restart`/`oneshot` in `ganger.toml`), how each is asked to
+//! stop and how long it may take, and the restart backoff schedule.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+
+use nix::sys::signal::Signal;
 
 use crate::cli::PolicyArgs;
 use crate::error::Result;
@@ -50,11 +53,48 @@ impl Types {
     }
 }
 
-/// What to do when an instance of a type exits.
+/// When a type is started again after it exits (`restart` in `ganger.toml`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Restart {
+    #[default]
+    Never,
+    /// After a non-zero exit or a death by signal; a clean exit is let go.
+    OnFailure,
+    Always,
+}
+
+/// What one type's settings say about its exits and its stop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeRules {
+    pub restart: Restart,
+    /// Expected to exit: exit 0 does not stop the app, any other exit does.
+    pub oneshot: bool,
+    /// What a graceful stop sends.
+    pub stop_signal: Signal,
+    /// The grace before SIGKILL, overriding `-t`.
+    pub timeout: Option<Duration>,
+}
+
+impl Default for TypeRules {
+    fn default() -> Self {
+        TypeRules {
+            restart: Restart::Never,
+            oneshot: false,
+            stop_signal: Signal::SIGTERM,
+            timeout: None,
+        }
+    }
+}
+
+/// What to do when an instance of a type exits, and how to stop it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
+    /// `--restart`.
     pub restart: Types,
+    /// `--can-die`.
     pub can_die: Types,
+    /// Per-type settings, by type name.
+    pub types: BTreeMap<String, TypeRules>,
 }
 
 /// What an exit leads to.
@@ -74,24 +114,59 @@ impl Policy {
         Ok(Policy {
             restart: Types::parse(&args.restart, procfile)?,
             can_die: Types::parse(&args.can_die, procfile)?,
+            types: BTreeMap::new(),
         })
     }
 
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.restart.is_empty() && self.can_die.is_empty()
+        self.restart.is_empty() && self.can_die.is_empty() && self.types.is_empty()
     }
 
-    /// What happens when an instance of type `name` exits. Restarting wins over
-    /// being allowed to die.
+    /// The settings of type `name` (the defaults when it has none).
     #[must_use]
-    pub fn on_exit(&self, name: &str) -> OnExit {
-        if self.restart.contains(name) {
+    pub fn rules(&self, name: &str) -> TypeRules {
+        self.types.get(name).cloned().unwrap_or_default()
+    }
+
+    /// What happens when an instance of type `name` exits with `status`
+    /// (128+n for a death by signal n). Restarting wins over being allowed to
+    /// exit, which wins over foreman's rule.
+    #[must_use]
+    pub fn on_exit(&self, name: &str, status: i32) -> OnExit {
+        let rules = self.rules(name);
+        let restart = match rules.restart {
+            Restart::Always => true,
+            Restart::OnFailure => status != 0,
+            Restart::Never => false,
+        };
+        if restart || self.restart.contains(name) {
             OnExit::Restart
-        } else if self.can_die.contains(name) {
+        } else if self.can_die.contains(name)
+            || (rules.oneshot && status == 0)
+            || (rules.restart == Restart::OnFailure && status == 0)
+        {
             OnExit::Allowed
         } else {
             OnExit::StopAll
+        }
+    }
+
+    /// How `check` describes what an exit of type `name` does, if anything
+    /// other than stopping the app.
+    #[must_use]
+    pub fn describe(&self, name: &str) -> Option<&'static str> {
+        let rules = self.rules(name);
+        if self.restart.contains(name) || rules.restart == Restart::Always {
+            Some("restarts")
+        } else if self.can_die.contains(name) {
+            Some("can die")
+        } else if rules.restart == Restart::OnFailure {
+            Some("restarts on failure")
+        } else if rules.oneshot {
+            Some("oneshot")
+        } else {
+            None
         }
     }
 }
@@ -139,8 +214,8 @@ mod tests {
             can_die: vec!["all".into()],
         };
         let policy = Policy::new(&args, &pf).expect("policy");
-        assert_eq!(policy.on_exit("web"), OnExit::Restart);
-        assert_eq!(policy.on_exit("migrate"), OnExit::Allowed);
+        assert_eq!(policy.on_exit("web", 0), OnExit::Restart);
+        assert_eq!(policy.on_exit("migrate", 1), OnExit::Allowed);
         let bad = PolicyArgs {
             restart: vec!["wbe".into()],
             can_die: vec![],
@@ -150,8 +225,34 @@ mod tests {
         assert_eq!(
             Policy::new(&PolicyArgs::default(), &pf)
                 .expect("empty")
-                .on_exit("web"),
+                .on_exit("web", 0),
             OnExit::StopAll
         );
+    }
+
+    #[test]
+    fn per_type_rules_decide_by_the_exit_status() {
+        let mut policy = Policy::default();
+        let set = |restart, oneshot| TypeRules {
+            restart,
+            oneshot,
+            ..TypeRules::default()
+        };
+        policy
+            .types
+            .insert("web".into(), set(Restart::OnFailure, false));
+        policy
+            .types
+            .insert("task".into(), set(Restart::Never, true));
+        policy
+            .types
+            .insert("worker".into(), set(Restart::Always, false));
+        assert_eq!(policy.on_exit("web", 1), OnExit::Restart);
+        assert_eq!(policy.on_exit("web", 137), OnExit::Restart);
+        assert_eq!(policy.on_exit("web", 0), OnExit::Allowed);
+        assert_eq!(policy.on_exit("task", 0), OnExit::Allowed);
+        assert_eq!(policy.on_exit("task", 3), OnExit::StopAll);
+        assert_eq!(policy.on_exit("worker", 0), OnExit::Restart);
+        assert_eq!(policy.on_exit("other", 0), OnExit::StopAll);
     }
 }

@@ -85,20 +85,30 @@ pub struct Rules {
 
 impl Rules {
     #[must_use]
-    pub fn on_exit(&self, name: &str) -> OnExit {
-        self.policy.on_exit(name)
+    pub fn on_exit(&self, name: &str, exit: Exit) -> OnExit {
+        self.policy.on_exit(name, exit.status())
     }
 
     /// The graceful stop signal of type `name`.
     #[must_use]
-    pub fn stop_signal(&self, _name: &str) -> Signal {
-        Signal::SIGTERM
+    pub fn stop_signal(&self, name: &str) -> Signal {
+        self.policy.rules(name).stop_signal
     }
 
     /// The grace between stop signal and SIGKILL for type `name`.
     #[must_use]
-    pub fn timeout(&self, _name: &str) -> Duration {
-        self.timeout
+    pub fn timeout(&self, name: &str) -> Duration {
+        self.policy.rules(name).timeout.unwrap_or(self.timeout)
+    }
+
+    /// The longest grace any type has: the whole stop's deadline.
+    #[must_use]
+    pub fn longest_timeout(&self) -> Duration {
+        self.policy
+            .types
+            .values()
+            .filter_map(|r| r.timeout)
+            .fold(self.timeout, Duration::max)
     }
 }
 
@@ -324,7 +334,8 @@ impl Core {
             sig: Signal::SIGTERM,
             last: false,
         });
-        self.leftovers.push((pgid, now + self.rules.timeout));
+        self.leftovers
+            .push((pgid, now + self.rules.longest_timeout()));
     }
 
     fn index_of(&self, pid: Pid) -> Option<usize> {
@@ -340,7 +351,7 @@ impl Core {
             return; // an orphan that was reparented to ganger
         };
         let running = self.phase == Phase::Running;
-        let on_exit = self.rules.on_exit(&self.instances[index].spec.name);
+        let on_exit = self.rules.on_exit(&self.instances[index].spec.name, exit);
         let instance = &mut self.instances[index];
         let mut text = format!("{} {}", instance.ps(), exit.describe());
         let previous = instance.state;

@@ -33,7 +33,20 @@ impl Core {
             return;
         }
         if announce {
-            self.say("sending SIGTERM to all processes".to_string());
+            let signals: std::collections::BTreeSet<&str> = self
+                .instances
+                .iter()
+                .filter(|i| matches!(i.state, State::Running { .. }))
+                .map(|i| self.rules.stop_signal(&i.spec.name).as_str())
+                .collect();
+            let text = match signals.len() {
+                0 | 1 => format!(
+                    "sending {} to all processes",
+                    signals.first().copied().unwrap_or("SIGTERM")
+                ),
+                _ => "sending each process its stop signal".to_string(),
+            };
+            self.say(text);
         }
         let mut deadline = now + self.rules.timeout;
         for index in 0..self.instances.len() {

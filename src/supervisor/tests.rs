@@ -10,7 +10,7 @@ use super::core::{Core, Effect, Event, KILL_GRACE, LINGER, Phase, Rules};
 use super::instance::State;
 use crate::control::{Reply, Request};
 use crate::formation::{self, Formation};
-use crate::policy::{Policy, Types};
+use crate::policy::{Policy, Restart, TypeRules, Types};
 use crate::reaper::Exit;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -30,6 +30,7 @@ fn bench(procfile: &str, formation: &str, restart: &[&str], can_die: &[&str]) ->
     let policy = Policy {
         restart: Types::parse(&names(restart), &procfile).expect("restart"),
         can_die: Types::parse(&names(can_die), &procfile).expect("can-die"),
+        types: std::collections::BTreeMap::new(),
     };
     let rules = Rules {
         policy,
@@ -475,4 +476,56 @@ fn ps_rows_show_state_pid_and_port() {
     assert_eq!(rows[1].state, "restarting in 1s");
     assert_eq!(rows[1].pid, None);
     assert_eq!(rows[1].port, 5100);
+}
+
+#[test]
+fn each_type_gets_its_own_stop_signal_and_timeout() {
+    let mut b = bench(TWO, "all=1", &[], &[]);
+    b.core.rules.policy.types.insert(
+        "web".into(),
+        TypeRules {
+            stop_signal: Signal::SIGINT,
+            timeout: Some(Duration::from_millis(500)),
+            ..TypeRules::default()
+        },
+    );
+    let (web, worker) = (b.pid(0), b.pid(1));
+    let effects = b.event(Event::Stop(Signal::SIGTERM));
+    assert_eq!(said(&effects)[1], "sending each process its stop signal");
+    assert!(signalled(&effects).contains(&(web, Signal::SIGINT)));
+    assert!(signalled(&effects).contains(&(worker, Signal::SIGTERM)));
+    let effects = b.advance(Duration::from_millis(500));
+    assert_eq!(signalled(&effects), [(web, Signal::SIGKILL)]);
+    let effects = b.advance(TIMEOUT);
+    assert_eq!(signalled(&effects), [(worker, Signal::SIGKILL)]);
+}
+
+#[test]
+fn oneshot_and_on_failure_types_decide_by_the_status() {
+    let mut b = bench("task: t\nweb: w\nworker: k\n", "all=1", &[], &[]);
+    let oneshot = TypeRules {
+        oneshot: true,
+        ..TypeRules::default()
+    };
+    let on_failure = TypeRules {
+        restart: Restart::OnFailure,
+        ..TypeRules::default()
+    };
+    b.core.rules.policy.types.insert("task".into(), oneshot);
+    b.core
+        .rules
+        .policy
+        .types
+        .insert("worker".into(), on_failure);
+    b.exit(0, Exit::Code(0));
+    assert_eq!(b.core.phase(), Phase::Running);
+    let effects = b.exit(2, Exit::Code(1));
+    assert!(said(&effects)[0].contains("restarting in 0.5s"));
+    let effects = b.advance(Duration::from_millis(500));
+    b.spawn_all(&effects);
+    b.exit(2, Exit::Code(0));
+    assert_eq!(b.core.phase(), Phase::Running);
+    b.exit(1, Exit::Code(0));
+    assert!(b.core.quiet());
+    assert_eq!(b.core.status(), 0);
 }
