@@ -14,5 +14,6 @@ mod help;
 mod pid1;
 mod restart;
 mod run;
+mod shell;
 mod start;
 mod tty;
