@@ -292,10 +292,7 @@ impl<'a> Supervisor<'a> {
         if self.stdout_broken {
             return;
         }
-        self.system.refresh();
-        let mut out = Vec::with_capacity(message.len() + 64);
-        self.system.push(&mut out, message.as_bytes());
-        self.sink.send_now(out);
+        self.sink.say(&mut self.system, message);
     }
 
     /// Spawns every instance before any output is awaited.
@@ -393,7 +390,7 @@ impl<'a> Supervisor<'a> {
                     SignalEvent::Forward(sig) => self.forward(sig),
                     SignalEvent::Resize => self.resize(),
                 },
-                Some(_) = failed_rx.recv() => self.on_stdout_failed(),
+                Some(e) = failed_rx.recv() => self.on_stdout_failed(output::failure_status(&e)),
                 Some((request, reply)) = control_rx.recv() => {
                     let answer = self.on_request(request);
                     let _ = reply.send(answer);
@@ -569,10 +566,10 @@ impl<'a> Supervisor<'a> {
         }
     }
 
-    fn on_stdout_failed(&mut self) {
+    fn on_stdout_failed(&mut self, status: i32) {
         self.stdout_broken = true;
         if self.phase == Phase::Running {
-            self.status = Some(128 + Signal::SIGTERM as i32);
+            self.status = Some(status);
             self.begin_stop();
         }
     }

@@ -12,6 +12,7 @@ mod control;
 mod export;
 mod help;
 mod pid1;
+mod relay;
 mod restart;
 mod run;
 mod shell;
