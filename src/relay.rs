@@ -35,8 +35,12 @@ pub async fn relay(
 ) {
     // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open and the
     // same for the AsyncFd's whole life.
-    if let Ok(fd) = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) } {
-        read_lines(&fd, &mut format, &sink).await;
+    match unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) } {
+        Ok(fd) => {
+            read_lines(&fd, &mut format, &sink).await;
+            crate::pipes::release(fd.get_ref());
+        }
+        Err(failed) => crate::pipes::release(&failed.into_parts().0),
     }
     let _ = closed.send(id);
 }

@@ -11,8 +11,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
-use nix::unistd::{Pid, pipe2};
+use nix::unistd::Pid;
 
 use crate::os;
 use crate::tty;
@@ -41,15 +40,10 @@ pub enum Streams {
     Tty(tty::Size),
 }
 
-/// Pipe buffer size asked for (fewer wakeups when a child writes fast).
-const PIPE_SIZE: i32 = 1024 * 1024;
-
+/// A pipe for a child's output, sized within the user's pipe budget (see
+/// [`crate::pipes`]).
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let (read, write) = pipe2(OFlag::O_CLOEXEC)?;
-    fcntl(&read, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
-    // A bigger buffer is an optimisation; the default is fine if refused.
-    let _ = fcntl(&read, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
-    Ok((read, write))
+    crate::pipes::open()
 }
 
 /// Starts `command` through `/bin/sh -c`, its output going where `streams` says.

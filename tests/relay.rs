@@ -1,8 +1,9 @@
-//! The relay under pressure: a stdout nobody reads, a stdout that fails, and
-//! very long lines of multi-byte text.
+//! The relay under pressure: a stdout nobody reads, a stdout that fails, very
+//! long lines of multi-byte text, and the pipe buffer ganger asks for.
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -290,4 +291,55 @@ fn a_long_line_of_wide_characters_reaches_json_whole() {
     assert!(pieces > 1, "a 300,000-byte line comes in pieces");
     assert!(!relayed.contains(char::REPLACEMENT_CHARACTER));
     assert!(relayed == line, "the pieces do not add up to the line");
+}
+
+#[test]
+fn many_instances_get_enlarged_pipes_only_within_a_share_of_the_users_budget() {
+    let app = App::with_procfile("w: exec sleep 600\n");
+    let mut ganger = app.spawn(&["start", "-m", "w=100"]);
+    ganger.wait_for("w.100 started with pid", LIMIT);
+    let pid = ganger.pid();
+    let mut extra = 0;
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).expect("fds") {
+        let path = entry.expect("fd").path();
+        let fd: i32 = path
+            .file_name()
+            .and_then(|n| n.to_str()?.parse().ok())
+            .unwrap_or(0);
+        let is_pipe = std::fs::read_link(&path)
+            .is_ok_and(|target| target.to_string_lossy().starts_with("pipe:"));
+        // 0-2 are ganger's own, made by the test.
+        if fd < 3 || !is_pipe {
+            continue;
+        }
+        let Ok(pipe) = OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&path)
+        else {
+            continue;
+        };
+        let size = nix::fcntl::fcntl(&pipe, nix::fcntl::FcntlArg::F_GETPIPE_SZ).expect("size");
+        extra += usize::try_from(size)
+            .expect("size")
+            .saturating_sub(64 * 1024);
+    }
+    let pages: usize = std::fs::read_to_string("/proc/sys/fs/pipe-user-pages-soft")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .filter(|&p| p > 0)
+        .unwrap_or(16 * 1024);
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|p| usize::try_from(p).ok())
+        .unwrap_or(4096);
+    assert!(extra > 0, "no pipe was enlarged");
+    assert!(
+        extra <= pages * page / 4,
+        "{extra} bytes of enlarged pipe buffer with 100 instances"
+    );
+    ganger.signal("TERM");
+    let (status, _, _) = ganger.finish(LIMIT);
+    assert_eq!(status.code(), Some(143));
 }
