@@ -57,12 +57,9 @@ async fn read_lines(fd: &AsyncFd<OwnedFd>, format: &mut LineFormat, sink: &Sink)
         // so the child blocks in write and nothing piles up in ganger.
         let mut buf = sink.read_buffer(READ_SIZE + MAX_PIECE).await;
         buf[..pending.len()].copy_from_slice(&pending);
-        let read = guard.try_io(|inner| {
-            read_fd(
-                inner.get_ref().as_raw_fd(),
-                &mut buf[pending.len()..pending.len() + READ_SIZE],
-            )
-        });
+        // At least READ_SIZE, and more when no line was pending.
+        let read =
+            guard.try_io(|inner| read_fd(inner.get_ref().as_raw_fd(), &mut buf[pending.len()..]));
         let n = match read {
             Ok(Ok(0)) => break,
             Ok(Ok(n)) => n,
