@@ -117,14 +117,14 @@ impl Budget {
         self.system_dropped.load(Ordering::Relaxed)
     }
 
-    /// Records that a line of ganger's own was dropped (`true`), or that
-    /// `reported` drops have been reported (`false`).
-    pub(super) fn note_dropped(&self, dropped: bool, reported: usize) {
-        if dropped {
-            self.system_dropped.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.system_dropped.fetch_sub(reported, Ordering::Relaxed);
-        }
+    /// Counts one of ganger's own lines as dropped.
+    pub(super) fn drop_line(&self) {
+        self.system_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Forgets `count` dropped lines, now that a line has said so.
+    pub(super) fn reported(&self, count: usize) {
+        self.system_dropped.fetch_sub(count, Ordering::Relaxed);
     }
 
     /// Gives back what written chunks held, and keeps their buffers for reuse.

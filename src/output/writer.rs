@@ -74,10 +74,10 @@ impl Sink {
         format.push(&mut bytes, message.as_bytes());
         match self.budget.system(bytes.len()) {
             Some(held) => {
-                self.budget.note_dropped(false, dropped);
+                self.budget.reported(dropped);
                 let _ = self.tx.send(Chunk { bytes, held });
             }
-            None => self.budget.note_dropped(true, 0),
+            None => self.budget.drop_line(),
         }
     }
 }
@@ -204,4 +204,18 @@ fn write_all_vectored(out: &mut File, batch: &[Chunk], written: &AtomicU64) -> i
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_pipe_stops_as_sigterm_and_other_errors_fail() {
+        assert_eq!(failure_status(&io::ErrorKind::BrokenPipe.into()), 143);
+        let full = io::Error::from_raw_os_error(nix::libc::ENOSPC);
+        assert_eq!(failure_status(&full), 1);
+        let eio = io::Error::from_raw_os_error(nix::libc::EIO);
+        assert_eq!(failure_status(&eio), 1);
+    }
 }
