@@ -75,47 +75,43 @@ impl Formation {
     }
 }
 
+/// Names longer than this get no suggestion: a typo of such a name is rare,
+/// and the edit distance costs time in the product of the two lengths.
+const MAX_SUGGESTED_LEN: usize = 64;
+
 /// The error for a process name the Procfile does not define, with a suggestion.
 #[must_use]
 pub fn unknown_process(name: &str, procfile: &Procfile) -> Error {
-    let best = procfile
-        .entries
-        .iter()
-        .map(|e| (edit_distance(name, &e.name), &e.name))
-        // Close enough to be a typo: a third of the longer name, at least one edit.
-        .filter(|(d, n)| *d <= 1.max((n.len().max(name.len()) + 1) / 3) && *d < n.len())
-        .min_by_key(|(d, _)| *d);
     Error::UnknownProcess {
         name: name.to_string(),
-        hint: best.map_or(String::new(), |(_, n)| format!(": did you mean `{n}`?")),
+        hint: suggestion(name, procfile.entries.iter().map(|e| e.name.as_str()))
+            .map_or(String::new(), |n| format!(": did you mean `{n}`?")),
         known: procfile.names(),
     }
 }
 
-/// Edits (insert, delete, substitute, swap two neighbours) from `a` to `b`.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
+/// The known name `name` is most likely a typo of: within a third of the longer
+/// name's length in edits (insert, delete, substitute, swap two neighbours), at
+/// least one edit, and fewer edits than the known name has characters.
+fn suggestion<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let len = name.chars().count();
+    if len > MAX_SUGGESTED_LEN {
+        return None;
     }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
+    known
+        .filter_map(|candidate| {
+            let candidate_len = candidate.chars().count();
+            let allowed = 1.max((candidate_len.max(len) + 1) / 3);
+            // The length difference alone is a lower bound on the distance:
+            // skip what cannot qualify before paying for the comparison.
+            if candidate_len > MAX_SUGGESTED_LEN || candidate_len.abs_diff(len) > allowed {
+                return None;
             }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
+            let distance = strsim::osa_distance(name, candidate);
+            (distance <= allowed && distance < candidate_len).then_some((distance, candidate))
+        })
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
 }
 
 /// One instance to run: `web.2` on its port.
@@ -364,6 +360,22 @@ mod tests {
         assert_eq!(hint("worke"), ": did you mean `worker`?");
         assert_eq!(hint("zz"), "");
         assert_eq!(hint("clock"), "");
+    }
+
+    #[test]
+    fn long_names_are_compared_only_when_short_enough() {
+        let long = "a".repeat(10_000);
+        let text = format!("{long}: x\nweb: y\n");
+        let pf = procfile::parse(Path::new("Procfile"), &text).expect("procfile");
+        let typo = format!("{}b", &long[1..]);
+        match unknown_process(&typo, &pf) {
+            Error::UnknownProcess { hint, .. } => assert_eq!(hint, ""),
+            other => panic!("{other}"),
+        }
+        let near = "x".repeat(MAX_SUGGESTED_LEN);
+        let known = [near.as_str(), "web"];
+        let typo = format!("{}y", &near[1..]);
+        assert_eq!(suggestion(&typo, known.into_iter()), Some(near.as_str()));
     }
 
     #[test]

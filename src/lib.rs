@@ -18,6 +18,7 @@ pub mod formation;
 pub mod keeper;
 pub mod os;
 pub mod output;
+pub mod pipes;
 pub mod policy;
 pub mod procfile;
 pub mod proctree;

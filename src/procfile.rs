@@ -5,6 +5,8 @@
 //! names the file and line. Order matters: a type's position feeds PORT numbering
 //! and its color. This module reads text; it never runs anything.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry as Slot;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -114,6 +116,9 @@ fn misplaced(content: &str, name_len: usize) -> (usize, String) {
 /// Parses Procfile text; `path` is only used in messages.
 pub fn parse(path: &Path, text: &str) -> Result<Procfile> {
     let mut entries: Vec<Entry> = Vec::new();
+    // Name -> line of its entry: a Procfile may be generated and long, so the
+    // duplicate check must not rescan the entries for every line.
+    let mut lines_by_name: HashMap<&str, usize> = HashMap::new();
     for (index, raw) in text.split('\n').enumerate() {
         let line = index + 1;
         let content = raw.strip_suffix('\r').unwrap_or(raw);
@@ -143,19 +148,25 @@ pub fn parse(path: &Path, text: &str) -> Result<Procfile> {
             });
         }
         let name = &content[..name_len];
-        if let Some(first) = entries.iter().find(|e| e.name == name) {
-            let first_text = text.split('\n').nth(first.line - 1).unwrap_or_default();
-            return Err(Error::ProcfileDuplicate {
-                path: path.to_path_buf(),
-                name: name.to_string(),
-                first: first.line,
-                first_text: first_text
-                    .strip_suffix('\r')
-                    .unwrap_or(first_text)
-                    .to_string(),
-                second: line,
-                second_text: content.to_string(),
-            });
+        match lines_by_name.entry(name) {
+            Slot::Occupied(first) => {
+                let first = *first.get();
+                let first_text = text.split('\n').nth(first - 1).unwrap_or_default();
+                return Err(Error::ProcfileDuplicate {
+                    path: path.to_path_buf(),
+                    name: name.to_string(),
+                    first,
+                    first_text: first_text
+                        .strip_suffix('\r')
+                        .unwrap_or(first_text)
+                        .to_string(),
+                    second: line,
+                    second_text: content.to_string(),
+                });
+            }
+            Slot::Vacant(slot) => {
+                slot.insert(line);
+            }
         }
         entries.push(Entry {
             name: name.to_string(),

@@ -11,8 +11,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
-use nix::unistd::{Pid, pipe2};
+use nix::unistd::Pid;
 
 use crate::os;
 use crate::tty;
@@ -41,15 +40,10 @@ pub enum Streams {
     Tty(tty::Size),
 }
 
-/// Pipe buffer size asked for (fewer wakeups when a child writes fast).
-const PIPE_SIZE: i32 = 1024 * 1024;
-
+/// A pipe for a child's output, sized within the user's pipe budget (see
+/// [`crate::pipes`]).
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let (read, write) = pipe2(OFlag::O_CLOEXEC)?;
-    fcntl(&read, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
-    // A bigger buffer is an optimisation; the default is fine if refused.
-    let _ = fcntl(&read, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
-    Ok((read, write))
+    crate::pipes::open()
 }
 
 /// Starts `command` through `/bin/sh -c`, its output going where `streams` says.
@@ -132,30 +126,165 @@ pub fn spawn(
     })
 }
 
-/// Words that make `exec ` in front of a command wrong or pointless.
+/// Command names `sh` resolves before looking for a program, so that `exec NAME`
+/// would run something else (`exec echo` runs /bin/echo, not the builtin) or
+/// nothing (`exec :` is "not found"): the reserved words and builtins of dash,
+/// POSIX sh, bash and busybox ash, whichever `/bin/sh` is. Sorted, for binary search.
 const SHELL_WORDS: &[&str] = &[
-    "if", "then", "else", "elif", "fi", "case", "esac", "for", "while", "until", "do", "done",
-    "function", "select", "!", "{", "}", "[[", "time", "cd", ".", "source", "export", "set",
-    "unset", "ulimit", "umask", "trap", "eval", "exec", "wait", "read", "alias", "shift", "return",
-    "exit", "break", "continue", "readonly", "local", "declare", "typeset", "command", "builtin",
+    "!",
+    ".",
+    ":",
+    "[",
+    "[[",
+    "]]",
+    "alias",
+    "bg",
+    "bind",
+    "break",
+    "builtin",
+    "caller",
+    "case",
+    "cd",
+    "chdir",
+    "command",
+    "compgen",
+    "complete",
+    "compopt",
+    "continue",
+    "coproc",
+    "declare",
+    "dirs",
+    "disown",
+    "do",
+    "done",
+    "echo",
+    "elif",
+    "else",
+    "enable",
+    "esac",
+    "eval",
+    "exec",
+    "exit",
+    "export",
+    "false",
+    "fc",
+    "fg",
+    "fi",
+    "for",
+    "function",
+    "getopts",
+    "hash",
+    "help",
+    "history",
+    "if",
+    "in",
+    "jobs",
+    "kill",
+    "let",
+    "local",
+    "logout",
+    "mapfile",
+    "popd",
+    "printf",
+    "pushd",
+    "pwd",
+    "read",
+    "readarray",
+    "readonly",
+    "return",
+    "select",
+    "set",
+    "shift",
+    "shopt",
+    "source",
+    "suspend",
+    "test",
+    "then",
+    "time",
+    "times",
+    "trap",
+    "true",
+    "type",
+    "typeset",
+    "ulimit",
+    "umask",
+    "unalias",
+    "unset",
+    "until",
+    "wait",
+    "while",
+    "{",
+    "}",
 ];
 
-/// Prefixes `exec ` when the command is one simple command, so that the shell
-/// is replaced by the program: one process fewer, and signals and the parent
-/// death signal reach the program itself (dash does not exec the last command
-/// of `sh -c` on its own).
+/// Prefixes `exec ` when the command is one simple command that runs a program,
+/// so that the shell is replaced by it: one process fewer, and signals and the
+/// parent death signal reach the program itself (dash does not exec the last
+/// command of `sh -c` on its own). A line whose first word is a builtin, a
+/// reserved word, an assignment, a redirection or an expansion is left as it
+/// is: `exec` would change what it means.
 #[must_use]
 pub fn shell_command(command: &str) -> String {
-    let first = command.split_whitespace().next().unwrap_or("");
-    if is_simple(command)
-        && !first.is_empty()
-        && !first.contains('=')
-        && !SHELL_WORDS.contains(&first)
-    {
+    if is_simple(command) && command_name(command).is_some_and(|name| runs_a_program(&name)) {
         format!("exec {command}")
     } else {
         command.to_string()
     }
+}
+
+/// Whether `sh` runs the command word `name` (quotes removed) as a program
+/// found on PATH or named by a path.
+fn runs_a_program(name: &str) -> bool {
+    // A name with a slash is a path: never a builtin or a function.
+    name.contains('/') || SHELL_WORDS.binary_search(&name).is_err()
+}
+
+/// The first word of `command` with its quotes removed, when it is a plain
+/// literal word: `None` when it is empty, holds an unquoted expansion, glob,
+/// assignment or brace, or is followed by a redirection (`2>log cmd`), since
+/// what runs is then only known to the shell.
+fn command_name(command: &str) -> Option<String> {
+    let mut name = String::new();
+    let mut chars = command.trim_start_matches([' ', '\t']).chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' => break,
+            '\\' => match chars.next()? {
+                // A line continuation joins the word's halves.
+                '\n' => {}
+                c => name.push(c),
+            },
+            '\'' => loop {
+                match chars.next()? {
+                    '\'' => break,
+                    c => name.push(c),
+                }
+            },
+            '"' => {
+                loop {
+                    match chars.next()? {
+                        '"' => break,
+                        '$' | '`' => return None,
+                        '\\' => match chars.next()? {
+                            // The only characters a backslash escapes inside "".
+                            c @ ('$' | '`' | '"' | '\\') => name.push(c),
+                            '\n' => {}
+                            c => {
+                                name.push('\\');
+                                name.push(c);
+                            }
+                        },
+                        c => name.push(c),
+                    }
+                }
+            }
+            '$' | '`' | '<' | '>' | '=' | '*' | '?' | '[' | ']' | '{' | '}' | '~' | '!' => {
+                return None;
+            }
+            c => name.push(c),
+        }
+    }
+    (!name.is_empty()).then_some(name)
 }
 
 /// Whether `command` has no unquoted control operator, subshell or comment:
@@ -187,7 +316,7 @@ fn is_simple(command: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::shell_command;
+    use super::{SHELL_WORDS, shell_command};
 
     #[test]
     fn exec_only_for_simple_commands() {
@@ -213,5 +342,57 @@ mod tests {
         ] {
             assert_eq!(shell_command(cmd), cmd);
         }
+    }
+
+    #[test]
+    fn exec_only_when_the_first_word_is_a_program() {
+        for cmd in [
+            "bundle exec puma",
+            "./bin/server --port 80",
+            "/bin/echo 'a\\tb'",
+            "'python3' x.py",
+            "\"node\" server.js",
+            "server >log 2>err",
+            "ls\\\nx",
+        ] {
+            assert_eq!(shell_command(cmd), format!("exec {cmd}"), "{cmd}");
+        }
+        for cmd in [
+            ":",
+            "echo 'a\\tb'",
+            "'echo' x",
+            "\"printf\" '%s' x",
+            "e\\cho x",
+            "ec\\\nho x",
+            "times",
+            "type ls",
+            "jobs",
+            "[ -f x ]",
+            "test -f x",
+            "read line",
+            "kill -0 1",
+            "ulimit -n",
+            "umask",
+            "command -v ls",
+            "FOO=bar",
+            "$SERVER --port 80",
+            "\"$SERVER\" x",
+            "`which ls`",
+            "2>err server",
+            ">out server",
+            "server>out",
+            "*.sh",
+            "~/bin/server",
+            "{ server; }",
+            "! server",
+            "''",
+        ] {
+            assert_eq!(shell_command(cmd), cmd, "{cmd}");
+        }
+    }
+
+    #[test]
+    fn shell_words_are_sorted_for_binary_search() {
+        assert!(SHELL_WORDS.windows(2).all(|w| w[0] < w[1]));
     }
 }

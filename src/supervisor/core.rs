@@ -40,8 +40,9 @@ pub enum Event {
     Stop(Signal),
     /// USR1, USR2: pass on to every running instance.
     Forward(Signal),
-    /// ganger's own stdout failed.
-    StdoutFailed,
+    /// ganger's own stdout failed; the app stops with this status (143 for a
+    /// reader that went away, 1 for an error such as a full disk).
+    StdoutFailed(i32),
     /// Time passed.
     Tick,
 }
@@ -258,9 +259,9 @@ impl Core {
             Event::StreamClosed { index, run } => self.on_stream_closed(index, run, now),
             Event::Stop(sig) => self.on_stop_signal(sig, now),
             Event::Forward(sig) => self.forward(sig),
-            Event::StdoutFailed => {
+            Event::StdoutFailed(status) => {
                 if self.phase == Phase::Running {
-                    self.status = Some(128 + Signal::SIGTERM as i32);
+                    self.status = Some(status);
                     self.begin_stop(now, true);
                 }
             }

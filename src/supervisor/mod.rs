@@ -163,10 +163,7 @@ impl Edge<'_> {
         if self.stdout_broken {
             return;
         }
-        self.system.refresh();
-        let mut out = Vec::with_capacity(message.len() + 64);
-        self.system.push(&mut out, message.as_bytes());
-        self.sink.send_now(out);
+        self.sink.say(&mut self.system, message);
     }
 
     fn handle(&mut self, event: Event) {
@@ -392,9 +389,9 @@ impl Edge<'_> {
                         self.handle(Event::StreamClosed { index, run });
                     }
                 }
-                Some(_) = failed_rx.recv() => {
+                Some(e) = failed_rx.recv() => {
                     self.stdout_broken = true;
-                    self.handle(Event::StdoutFailed);
+                    self.handle(Event::StdoutFailed(output::failure_status(&e)));
                 }
                 Some((request, reply)) = control_rx.recv() => {
                     let answer = self.on_request(request);
