@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod docs;
+pub mod dotenv;
 pub mod env;
 pub mod error;
 pub mod export;
@@ -26,6 +27,7 @@ pub mod run;
 pub mod signals;
 pub mod spawn;
 pub mod supervisor;
+pub mod textfile;
 pub mod tty;
 
 use cli::{Cli, Command};
