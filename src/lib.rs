@@ -87,5 +87,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Completions(args) => docs::completions(args.shell),
         Command::Man => docs::man(),
+        Command::Version => docs::version(),
     }
 }

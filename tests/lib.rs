@@ -10,6 +10,7 @@ mod support;
 mod check;
 mod control;
 mod export;
+mod foreman;
 mod help;
 mod pid1;
 mod restart;
