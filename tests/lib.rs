@@ -9,9 +9,11 @@ mod support;
 
 mod check;
 mod control;
+mod dotenv;
 mod export;
 mod foreman;
 mod help;
+mod init;
 mod pid1;
 mod restart;
 mod run;
