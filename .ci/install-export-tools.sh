@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real tools the export tests run (idempotent, quiet; root in CI):
 #   systemd-analyze (systemd), supervisord (supervisor), runsvdir/chpst/svlogd (runit),
-#   kubernetes-validate and check-jsonschema (PyPI; the latter ships the Compose spec schema).
+#   kubernetes-validate and check-jsonschema (PyPI; the latter ships the Compose spec schema),
+#   and PyYAML, the YAML 1.1 reader the YAML exports are read back with.
 # No daemon is started: the tests run supervisord and runsvdir on their own config.
 set -euo pipefail
 
@@ -30,6 +31,7 @@ fi
 pip_need=()
 command -v kubernetes-validate >/dev/null 2>&1 || pip_need+=(kubernetes-validate)
 command -v check-jsonschema >/dev/null 2>&1 || pip_need+=(check-jsonschema)
+python3 -c 'import yaml' >/dev/null 2>&1 || pip_need+=(pyyaml)
 if [ "${#pip_need[@]}" -gt 0 ]; then
   python3 -m pip install -q --disable-pip-version-check "${pip_need[@]}" 2>/dev/null \
     || python3 -m pip install -q --disable-pip-version-check --break-system-packages "${pip_need[@]}"

@@ -1,10 +1,9 @@
 //! `ganger check`: parse the Procfile and say what it defines.
 
 use std::fmt::Write as _;
-use std::io::Write;
 
 use crate::config::App;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::formation;
 use crate::policy::{OnExit, Policy};
 
@@ -35,8 +34,6 @@ pub fn check(app: &App, policy: &Policy, show_plan: bool) -> Result<i32> {
             out.push('\n');
         }
     }
-    std::io::stdout()
-        .write_all(out.as_bytes())
-        .map_err(|e| Error::os("cannot write to stdout", e))?;
+    crate::stdout::print(out)?;
     Ok(0)
 }

@@ -211,6 +211,10 @@ pub struct ExportArgs {
     /// Seconds between the stop signal and SIGKILL (fractions allowed)
     #[arg(short = 't', long, env = "GANGER_TIMEOUT", value_name = "SECS", default_value = "5", value_parser = ExportTimeout)]
     pub timeout: Duration,
+
+    /// Also replace files in DIR that this app's export did not write, and symbolic links (never their targets)
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `export`'s `-t`: foreman's `-t` names a template directory there, so a value
@@ -433,13 +437,24 @@ pub struct RunArgs {
     pub command: Vec<OsString>,
 }
 
+/// The longest timeout accepted: a day. Longer is a typo, and deadlines far
+/// beyond it would overflow the clock.
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
 fn parse_timeout(value: &str) -> Result<Duration, String> {
     let secs: f64 = value
         .trim()
         .parse()
         .map_err(|_| format!("`{value}` is not a number of seconds"))?;
-    Duration::try_from_secs_f64(secs)
-        .map_err(|_| format!("`{value}` is not a number of seconds of 0 or more"))
+    let timeout = Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("`{value}` is not a number of seconds of 0 or more"))?;
+    if timeout > MAX_TIMEOUT {
+        return Err(format!(
+            "`{value}` seconds is more than a day ({} s at most)",
+            MAX_TIMEOUT.as_secs()
+        ));
+    }
+    Ok(timeout)
 }
 
 #[cfg(test)]
@@ -460,6 +475,9 @@ mod tests {
         assert!(parse_timeout("inf").is_err());
         assert!(parse_timeout("NaN").is_err());
         assert!(parse_timeout("soon").is_err());
+        assert!(parse_timeout("1e19").is_err());
+        assert_eq!(parse_timeout("86400"), Ok(MAX_TIMEOUT));
+        assert!(parse_timeout("86400.5").is_err());
     }
 
     #[test]

@@ -199,12 +199,8 @@ fn is_preamble(line: &str) -> bool {
 /// Writes `bytes` to stdout. A reader that went away (`ganger man | head`) is
 /// not an error.
 fn write_stdout(bytes: &[u8]) -> Result<i32> {
-    let mut stdout = io::stdout().lock();
-    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
-        Ok(()) => Ok(0),
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),
-        Err(e) => Err(Error::os("cannot write to stdout", e)),
-    }
+    crate::stdout::print(bytes)?;
+    Ok(0)
 }
 
 #[cfg(test)]

@@ -134,6 +134,9 @@ pub enum Error {
         reason: String,
     },
 
+    #[error("refusing to replace {path}: {reason}")]
+    ExportOverwrite { path: PathBuf, reason: String },
+
     #[error("{0}")]
     Control(String),
 

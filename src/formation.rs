@@ -142,7 +142,7 @@ impl Instance {
 /// How far above the base port instance `number` (1-based) of the type at
 /// `position` gets its PORT.
 fn port_offset(position: usize, number: usize) -> u64 {
-    100 * position as u64 + (number as u64).saturating_sub(1)
+    (100 * position as u64).saturating_add((number as u64).saturating_sub(1))
 }
 
 /// The PORT of instance `number` (1-based) of the type at `position`.
@@ -164,7 +164,7 @@ fn checked_port(
     widest: u64,
     ps: impl FnOnce() -> String,
 ) -> Result<u16> {
-    let port = u64::from(base) + port_offset(position, number);
+    let port = u64::from(base).saturating_add(port_offset(position, number));
     u16::try_from(port).map_err(|_| Error::PortRange {
         ps: ps(),
         port,

@@ -1,22 +1,51 @@
 //! The keeper: a tiny process forked at start that outlives ganger by a moment,
 //! so that a ganger killed by `SIGKILL` still takes its process groups along.
 //!
-//! ganger tells the keeper every process group it starts through a pipe. If
-//! ganger dies, however it dies, the pipe reaches end of file and the keeper
-//! sends SIGKILL to every group it was told of. On a normal exit ganger first
-//! says it is done, and the keeper leaves without killing anything.
+//! Every instance registers its own process group through a pipe, in the
+//! child, before it runs anything ([`Keeper::register_fd`]); ganger says when
+//! a group is gone ([`Keeper::forget`]), so the keeper never holds a number that
+//! may already be someone else's. If ganger dies, however it dies, the pipe
+//! reaches end of file and the keeper sends SIGKILL to every group still
+//! registered. On a normal exit ganger first says it is done, and the keeper
+//! leaves without killing anything.
 //! `PR_SET_PDEATHSIG` alone would reach only the process ganger started, not
 //! the other members of its group (`sh -c 'a | b'`).
 
+use std::collections::HashSet;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use nix::fcntl::OFlag;
-use nix::libc;
-use nix::unistd::{ForkResult, Pid, fork, pipe2};
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, open};
+use nix::sys::prctl;
+use nix::sys::signal::{SigHandler, Signal, killpg, signal};
+use nix::sys::stat::Mode;
+use nix::unistd::{
+    ForkResult, Pid, dup2_stderr, dup2_stdin, dup2_stdout, fork, pipe2, read as read_fd, setpgid,
+};
 
-/// The message that means "ganger is exiting normally".
+use crate::signals::{FORWARD, STOP};
+
+/// The message that means "ganger is exiting normally". A positive number
+/// registers that process group, a negative one forgets it.
 const DONE: i32 = 0;
+
+/// Proof that the process has a single thread, which forking the keeper needs
+/// (the child goes on to use std, whose locks another thread might hold).
+pub struct SingleThreaded(());
+
+impl SingleThreaded {
+    /// `Some` only while the process has one thread.
+    #[must_use]
+    pub fn check() -> Option<Self> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let threads = status
+            .lines()
+            .find_map(|line| line.strip_prefix("Threads:"))?
+            .trim();
+        (threads == "1").then_some(SingleThreaded(()))
+    }
+}
 
 /// ganger's end of the pipe to the keeper.
 pub struct Keeper {
@@ -25,11 +54,11 @@ pub struct Keeper {
 }
 
 impl Keeper {
-    /// Forks the keeper. Must be called while ganger has a single thread.
-    pub fn start() -> io::Result<Self> {
+    /// Forks the keeper while ganger has a single thread.
+    pub fn start(_single: &SingleThreaded) -> io::Result<Self> {
         let (read, write) = pipe2(OFlag::O_CLOEXEC)?;
-        // SAFETY: ganger is single-threaded here (no runtime, no writer thread yet),
-        // so the child may use the whole of std until it exits.
+        // SAFETY: `SingleThreaded` proves there is no other thread, so the child
+        // may use the whole of std until it exits.
         match unsafe { fork() }? {
             ForkResult::Child => {
                 drop(write);
@@ -51,9 +80,15 @@ impl Keeper {
         self.pid
     }
 
-    /// Tells the keeper about a new process group.
-    pub fn watch(&mut self, pgid: Pid) {
-        let _ = self.pipe.write_all(&pgid.as_raw().to_ne_bytes());
+    /// The pipe a child writes its pid to, to register its process group.
+    #[must_use]
+    pub fn register_fd(&self) -> RawFd {
+        self.pipe.as_raw_fd()
+    }
+
+    /// Tells the keeper that a process group is gone and must not be killed.
+    pub fn forget(&mut self, pgid: Pid) {
+        let _ = self.pipe.write_all(&(-pgid.as_raw()).to_ne_bytes());
     }
 
     /// Lets the keeper go without killing anything, and reaps it.
@@ -66,55 +101,46 @@ impl Keeper {
 
 /// The keeper's life: collect process groups until end of file, then kill them.
 fn keep(read: &OwnedFd) -> ! {
-    // SAFETY: plain syscalls in the freshly forked, single-threaded keeper.
-    unsafe {
-        // Out of the terminal's way and deaf to the signals meant for ganger.
-        libc::setpgid(0, 0);
-        for sig in [
-            libc::SIGINT,
-            libc::SIGTERM,
-            libc::SIGHUP,
-            libc::SIGQUIT,
-            libc::SIGUSR1,
-            libc::SIGUSR2,
-            libc::SIGPIPE,
-        ] {
-            libc::signal(sig, libc::SIG_IGN);
-        }
-        // Hold no copy of ganger's stdout or stderr (a reader would wait for us).
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-        if null >= 0 {
-            for fd in 0..3 {
-                libc::dup2(null, fd);
-            }
-        }
-        // Not the keeper's parent-death signal to inherit: ganger's.
-        libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0);
+    // Out of the terminal's way and deaf to the signals meant for ganger.
+    let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
+    for sig in STOP
+        .into_iter()
+        .chain(FORWARD)
+        .chain([Signal::SIGQUIT, Signal::SIGPIPE])
+    {
+        // SAFETY: ignoring a signal installs no handler; nix has no safe call.
+        let _ = unsafe { signal(sig, SigHandler::SigIgn) };
     }
-    let mut groups: Vec<i32> = Vec::new();
+    // Hold no copy of ganger's stdout or stderr (a reader would wait for us).
+    if let Ok(null) = open("/dev/null", OFlag::O_RDWR, Mode::empty()) {
+        let _ = dup2_stdin(&null);
+        let _ = dup2_stdout(&null);
+        let _ = dup2_stderr(&null);
+    }
+    // Not the keeper's parent-death signal to inherit: ganger's.
+    let _ = prctl::set_pdeathsig(None);
+    let mut groups: HashSet<i32> = HashSet::new();
     let mut buf = [0u8; 4096];
     let mut pending: Vec<u8> = Vec::new();
     let done = loop {
-        // SAFETY: buf is valid for its length.
-        let n = unsafe { libc::read(read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-            continue;
-        }
-        let Ok(n) = usize::try_from(n) else {
-            break false;
+        let n = match read_fd(read, &mut buf) {
+            Ok(0) | Err(Errno::EBADF | Errno::EIO | Errno::EINVAL) => break false,
+            Ok(n) => n,
+            Err(_) => continue,
         };
-        if n == 0 {
-            break false;
-        }
         pending.extend_from_slice(&buf[..n]);
         let whole = pending.len() / 4 * 4;
         let mut finished = false;
         for word in pending[..whole].chunks_exact(4) {
             let value = i32::from_ne_bytes([word[0], word[1], word[2], word[3]]);
-            if value == DONE {
-                finished = true;
-            } else {
-                groups.push(value);
+            match value {
+                DONE => finished = true,
+                1.. => {
+                    groups.insert(value);
+                }
+                _ => {
+                    groups.remove(&value.saturating_neg());
+                }
             }
         }
         pending.drain(..whole);
@@ -124,10 +150,10 @@ fn keep(read: &OwnedFd) -> ! {
     };
     if !done {
         for pgid in groups {
-            // SAFETY: kill is a plain syscall.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
         }
     }
-    // SAFETY: leave without running ganger's atexit handlers or destructors.
-    unsafe { libc::_exit(0) }
+    // SAFETY: leave without running ganger's atexit handlers or destructors,
+    // which belong to ganger; std has no safe `_exit`.
+    unsafe { nix::libc::_exit(0) }
 }

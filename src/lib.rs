@@ -21,26 +21,28 @@ pub mod os;
 pub mod output;
 pub mod policy;
 pub mod procfile;
+pub mod proctree;
 pub mod reaper;
 pub mod relay;
 pub mod run;
 pub mod signals;
 pub mod spawn;
+pub mod stdout;
 pub mod supervisor;
 pub mod textfile;
 pub mod tty;
 
 use cli::{Cli, Command};
 use config::App;
+use control::Request;
 pub use error::{Error, Result};
 use policy::Policy;
-use serde_json::json;
 
 /// Sends one control request and prints the reply's message.
-fn client(app: &cli::AppArgs, request: &serde_json::Value) -> Result<i32> {
+fn client(app: &cli::AppArgs, request: &Request) -> Result<i32> {
     let reply = control::request(&config::socket_path(app), request)?;
-    if let Some(message) = reply["message"].as_str() {
-        control::print(&format!("{message}\n"))?;
+    if let Some(message) = reply.message {
+        stdout::print(format!("{message}\n"))?;
     }
     Ok(0)
 }
@@ -49,17 +51,24 @@ fn client(app: &cli::AppArgs, request: &serde_json::Value) -> Result<i32> {
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Ps => {
-            let reply = control::request(&config::socket_path(&cli.app), &json!({"cmd": "ps"}))?;
-            control::print(&control::format_ps(&reply))?;
+            let reply = control::request(&config::socket_path(&cli.app), &Request::Ps)?;
+            stdout::print(control::format_ps(&reply.instances.unwrap_or_default()))?;
             Ok(0)
         }
         Command::Restart(args) => client(
             &cli.app,
-            &json!({"cmd": "restart", "targets": args.targets}),
+            &Request::Restart {
+                targets: args.targets,
+            },
         ),
-        Command::Stop(args) => client(&cli.app, &json!({"cmd": "stop", "targets": args.targets})),
-        Command::Scale(args) => client(&cli.app, &json!({"cmd": "scale", "spec": args.spec})),
-        Command::Quit => client(&cli.app, &json!({"cmd": "quit"})),
+        Command::Stop(args) => client(
+            &cli.app,
+            &Request::Stop {
+                targets: args.targets,
+            },
+        ),
+        Command::Scale(args) => client(&cli.app, &Request::Scale { spec: args.spec }),
+        Command::Quit => client(&cli.app, &Request::Quit),
         Command::Export(args) => export::export(&App::load(&cli.app)?, &args),
         Command::Check(args) => {
             let app = App::load(&cli.app)?;

@@ -7,6 +7,22 @@ use std::io;
 use nix::sys::signal::Signal;
 use tokio::signal::unix::{SignalKind, signal};
 
+/// The signals that stop `start` (a second INT or TERM kills).
+pub const STOP: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+/// The signals `start` passes on to every instance.
+pub const FORWARD: [Signal; 2] = [Signal::SIGUSR1, Signal::SIGUSR2];
+/// Every signal `start` has a handler for: blocked from the start of `start`
+/// until the handlers are installed, so that none is lost in between.
+pub const ACTED_ON: [Signal; 7] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGCHLD,
+    Signal::SIGWINCH,
+];
+
 /// What a signal asks of the supervisor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignalEvent {

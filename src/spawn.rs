@@ -6,7 +6,7 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -53,11 +53,16 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Starts `command` through `/bin/sh -c`, its output going where `streams` says.
+///
+/// `register` is the keeper's pipe: the child writes its pid (its process
+/// group) there itself, before it runs anything, so that a ganger killed at
+/// any moment after the fork still has the group killed by the keeper.
 pub fn spawn(
     command: &str,
     env: &[(OsString, OsString)],
     root: &Path,
     streams: Streams,
+    register: Option<RawFd>,
 ) -> io::Result<Spawned> {
     let (stdout_read, stdout_write) = match streams {
         Streams::Tty(size) => tty::open(size)?,
@@ -83,6 +88,7 @@ pub fn spawn(
         .stdout(Stdio::from(stdout_write))
         .stderr(Stdio::from(stderr_write));
     let session = pty.is_some();
+    let parent = std::process::id();
     if !session {
         cmd.process_group(0);
     }
@@ -100,6 +106,17 @@ pub fn spawn(
             os::restore_inherited_signals_in_child();
             os::restore_nofile_limit();
             os::set_parent_death_signal_in_child();
+            // ganger may have died before the death signal was armed.
+            if u32::try_from(nix::libc::getppid()).ok() != Some(parent) {
+                nix::libc::_exit(1);
+            }
+            if let Some(fd) = register {
+                let pid = nix::libc::getpid().to_ne_bytes();
+                // Four bytes to a pipe are written whole (PIPE_BUF) or not at all.
+                if nix::libc::write(fd, pid.as_ptr().cast(), pid.len()) != 4 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
             Ok(())
         });
     }

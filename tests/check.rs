@@ -386,3 +386,21 @@ fn invalid_ganger_variables_are_errors_naming_them() {
     let run = app.run_with_env(&["check"], &[("GANGER_FORMATION", "web=x")]);
     assert_fails_with(&run, &["invalid formation `web=x`"]);
 }
+
+#[test]
+fn a_reader_that_goes_away_is_not_an_error_but_a_full_disk_is() {
+    let app = App::with_procfile("web: serve\n");
+    let script = format!(
+        "set -o pipefail; '{}' check -m web=5000 -p 1000 | head -n 1",
+        ganger_bin().display()
+    );
+    let mut cmd = std::process::Command::new("bash");
+    cmd.current_dir(app.path()).args(["-c", &script]);
+    let run = run_with_deadline(cmd, std::time::Duration::from_secs(30));
+    run.assert_code(0);
+    let mut cmd = app.ganger();
+    cmd.arg("check");
+    cmd.stdout(std::fs::File::create("/dev/full").expect("/dev/full"));
+    let status = cmd.status().expect("ganger");
+    assert_eq!(status.code(), Some(1));
+}

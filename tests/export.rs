@@ -52,7 +52,7 @@ const FORMATION: &str = "web=2,worker=1,clock=0";
 const INSTANCES: &[(&str, &str)] = &[("web.1", "6000"), ("web.2", "6001"), ("worker.1", "6100")];
 
 /// A dotenv double-quoted string that dotenvy reads back as `value`.
-fn dotenv_quote(value: &str) -> String {
+pub(crate) fn dotenv_quote(value: &str) -> String {
     let mut out = String::from("\"");
     for c in value.chars() {
         match c {
@@ -87,7 +87,7 @@ fn root(app: &App) -> PathBuf {
     app.path().join(ROOT).canonicalize().expect("root")
 }
 
-fn current_user() -> String {
+pub(crate) fn current_user() -> String {
     let out = Command::new("id").arg("-un").output().expect("id -un");
     String::from_utf8(out.stdout)
         .expect("utf8")
@@ -121,7 +121,7 @@ fn mode(path: &Path) -> u32 {
         & 0o777
 }
 
-fn names(dir: &Path) -> Vec<String> {
+pub(crate) fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("read_dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -197,15 +197,15 @@ fn assert_no_pwned(app: &App) {
 }
 
 /// A daemon the test started; stopping it (and anything it left) on drop.
-struct Daemon {
-    child: Child,
+pub(crate) struct Daemon {
+    pub(crate) child: Child,
     stop: Signal,
     /// Its stdout and stderr.
-    log: PathBuf,
+    pub(crate) log: PathBuf,
 }
 
 impl Daemon {
-    fn spawn(mut cmd: Command, stop: Signal, log: PathBuf) -> Self {
+    pub(crate) fn spawn(mut cmd: Command, stop: Signal, log: PathBuf) -> Self {
         let out = std::fs::File::create(&log).expect("daemon log");
         let err = out.try_clone().expect("daemon log");
         cmd.stdin(Stdio::null())
@@ -416,7 +416,16 @@ fn supervisord_runs_the_export_and_every_value_arrives_exactly() {
     let dir = export(&app, "supervisord", &[]);
     assert_eq!(names(&dir), ["app.conf"]);
     assert_eq!(mode(&dir.join("app.conf")), 0o600);
-    std::fs::create_dir_all(app.path().join("log")).expect("log dir");
+    run_daemon_and_check(
+        &app,
+        supervisord(&app, &dir.join("app.conf")),
+        Signal::SIGTERM,
+    );
+}
+
+/// A `supervisord` command in the foreground, its own state in the app's
+/// temp dir, running the exported `conf`.
+pub(crate) fn supervisord(app: &App, conf: &Path) -> Command {
     let state = app.path().join("supervisord");
     std::fs::create_dir_all(&state).expect("state dir");
     let main = state.join("supervisord.conf");
@@ -426,13 +435,13 @@ fn supervisord_runs_the_export_and_every_value_arrives_exactly() {
             "[supervisord]\nnodaemon=true\nlogfile={s}/supervisord.log\npidfile={s}/supervisord.pid\nchildlogdir={s}\n\n\
              [include]\nfiles={conf}\n",
             s = state.display(),
-            conf = dir.join("app.conf").display()
+            conf = conf.display()
         ),
     )
     .expect("main conf");
     let mut cmd = Command::new("supervisord");
     cmd.arg("-c").arg(&main);
-    run_daemon_and_check(&app, cmd, Signal::SIGTERM);
+    cmd
 }
 
 #[test]
@@ -765,21 +774,24 @@ fn reexport_replaces_this_apps_files_and_leaves_the_rest() {
 fn flags_come_from_ganger_variables_too() {
     let app = hostile_app();
     let dir = app.path().join("units");
+    // supervisord's export creates the log directory: keep it in the temp dir.
+    let log = app.path().join("srv-log");
     let mut cmd = app.ganger();
     cmd.current_dir(app.path().join(ROOT));
     cmd.env("GANGER_APP", "shop")
         .env("GANGER_USER", "nobody")
-        .env("GANGER_LOG", "/srv/log")
+        .env("GANGER_LOG", &log)
         .env("GANGER_TIMEOUT", "7")
         .args(["export", "supervisord"])
         .arg(&dir);
     let run = run_with_deadline(cmd, Duration::from_secs(30));
     run.assert_code(0).assert_stdout_has("shop.conf");
     let conf = std::fs::read_to_string(dir.join("shop.conf")).expect("conf");
+    let logfile = format!("stdout_logfile={}/web-1.log", log.display());
     for needle in [
         "[group:shop]",
         "user=nobody\n",
-        "stdout_logfile=/srv/log/web-1.log",
+        logfile.as_str(),
         "stopwaitsecs=7\n",
         "[program:shop-clock-1]",
     ] {

@@ -9,11 +9,14 @@ mod support;
 
 mod check;
 mod control;
+mod control_limits;
 mod dotenv;
 mod export;
+mod export_safety;
 mod foreman;
 mod help;
 mod init;
+mod ownership;
 mod pid1;
 mod restart;
 mod run;

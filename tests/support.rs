@@ -9,6 +9,27 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// Gives `cmd` the default action for the signals a caller of the tests may
+/// ignore (`nohup cargo test`): ganger rightly passes an ignored signal on to
+/// its children, which is not what the tests are about.
+pub fn default_signals(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: signal() is async-signal-safe, and SIG_DFL installs no handler.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in [
+                nix::sys::signal::Signal::SIGHUP,
+                nix::sys::signal::Signal::SIGINT,
+                nix::sys::signal::Signal::SIGQUIT,
+                nix::sys::signal::Signal::SIGTERM,
+            ] {
+                let _ = nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl);
+            }
+            Ok(())
+        });
+    }
+}
+
 /// The binary under test.
 pub fn ganger_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ganger"))
@@ -177,6 +198,7 @@ pub fn lines_of(stdout: &str, ps: &str) -> Vec<String> {
 
 /// Runs a command to completion; kills it and fails the test past `limit`.
 pub fn run_with_deadline(mut cmd: Command, limit: Duration) -> Run {
+    default_signals(&mut cmd);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let start = Instant::now();
     let child = cmd.spawn().expect("spawn ganger");
@@ -213,6 +235,7 @@ pub struct Running {
 impl Running {
     /// Starts `cmd` with piped output.
     pub fn spawn(mut cmd: Command) -> Self {
+        default_signals(&mut cmd);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn ganger");
         let stdout = child.stdout.take().expect("stdout");

@@ -1,9 +1,9 @@
 //! Compose: `compose.yaml` with a service per type (`deploy.replicas` = the
 //! formation's count), its environment and published ports.
 //!
-//! Owns the Compose model. The YAML serializer does the quoting; Compose then
-//! interpolates `$VAR` in every value, so each `$` is written `$$` (Compose turns
-//! it back into `$`). Every replica of a type gets the same PORT (the type's
+//! Owns the Compose model. `yaml` does the quoting (for YAML 1.1 readers too);
+//! Compose then interpolates `$VAR` in every value, so each `$` is written `$$`
+//! (Compose turns it back into `$`). Every replica of a type gets the same PORT (the type's
 //! first port) inside its container; the host ports foreman would have given the
 //! instances (`5000-5001` for `web=2`) are published to it, for types that bind
 //! PORT. `PS` is exact for a single replica; with more it is the type's name.
@@ -14,12 +14,17 @@ use std::path::Path;
 
 use serde_yaml_ng::{Mapping, Value};
 
-use super::{Entry, Export, has_marker, map, marker, yaml};
+use super::yaml::{map, mapping, yaml};
+use super::{Entry, Export, has_marker, marker};
 use crate::error::Result;
 
 /// The file name Compose looks for first.
 const FILE: &str = "compose.yaml";
 
+#[expect(
+    clippy::unnecessary_wraps,
+    reason = "every format's render has one signature"
+)]
 pub fn render(export: &Export) -> Result<Vec<Entry>> {
     let project = export.app.to_ascii_lowercase().replace('.', "-");
     let mut services = Mapping::new();
@@ -35,7 +40,7 @@ pub fn render(export: &Export) -> Result<Vec<Entry>> {
             "PS".into(),
             escape(&process.shared_ps().unwrap_or_else(|| process.name.clone())).into(),
         );
-        let mut service = super::mapping([
+        let mut service = mapping([
             ("image", export.app.to_ascii_lowercase().into()),
             (
                 "command",
@@ -75,7 +80,7 @@ pub fn render(export: &Export) -> Result<Vec<Entry>> {
         ("name", project.into()),
         ("services", Value::Mapping(services)),
     ]);
-    let text = format!("# {}\n{}", marker(&export.app), yaml(&doc, FILE)?);
+    let text = format!("# {}\n{}", marker(&export.app), yaml(&doc));
     Ok(vec![Entry::secret(FILE, text)])
 }
 

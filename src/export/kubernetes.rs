@@ -3,7 +3,7 @@
 //! Service for each type that binds PORT.
 //!
 //! Owns the Kubernetes object model and its naming (DNS labels: lowercase, `-`).
-//! The YAML serializer does all quoting. The env reaches containers through
+//! `yaml` does all quoting, for the YAML 1.1 that Kubernetes reads. The env reaches containers through
 //! `envFrom` (values from a Secret are never expanded); in `command` Kubernetes
 //! expands `$(VAR)`, so every `$` is written as `$$`, which it turns back into `$`.
 //! Limits of the model: every replica of a type gets the same PORT (the type's
@@ -16,7 +16,8 @@ use std::path::Path;
 
 use serde_yaml_ng::{Mapping, Value};
 
-use super::{Entry, Export, Format, Process, has_marker, map, mapping, marker, yaml};
+use super::yaml::{map, mapping, yaml};
+use super::{Entry, Export, Format, Process, has_marker, marker};
 use crate::error::Result;
 
 pub fn render(export: &Export) -> Result<Vec<Entry>> {
@@ -67,7 +68,7 @@ pub fn render(export: &Export) -> Result<Vec<Entry>> {
     let mut text = format!("# {}\n", marker(&export.app));
     for doc in docs {
         text.push_str("---\n");
-        text.push_str(&yaml(&doc, "the Kubernetes YAML")?);
+        text.push_str(&yaml(&doc));
     }
     Ok(vec![Entry::secret(format!("{}.yaml", export.app), text)])
 }

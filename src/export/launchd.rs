@@ -4,17 +4,26 @@
 //! `EnvironmentVariables`, `WorkingDirectory`, `UserName`, logs and
 //! `ExitTimeOut`. The `plist` crate does the XML escaping; launchd passes
 //! arguments and variables as they are, with no shell or expansion in between.
-//! XML 1.0 cannot hold most control characters at all, so a value with one is
-//! an error here. The files carry the environment and are 0600.
+//! XML 1.0 cannot hold most control characters at all, nor U+FFFE and U+FFFF,
+//! so a value with one, or with any Unicode noncharacter, is an error here. The files carry the environment and are 0600.
 
 use std::path::Path;
 
 use plist::{Dictionary, Value};
 
+use super::checks::refuse_noncharacter;
 use super::{Entry, Export, Format, after_app, marker};
 use crate::error::{Error, Result};
 
 pub fn render(export: &Export) -> Result<Vec<Entry>> {
+    let why = "an XML property list does not carry (XML 1.0 excludes U+FFFE and U+FFFF outright)";
+    export.refuse_noncharacters(Format::Launchd, why)?;
+    refuse_noncharacter(
+        Format::Launchd,
+        "the log directory (-l)",
+        &export.log_dir,
+        why,
+    )?;
     let mut entries = Vec::new();
     for inst in export.instances() {
         let label = export.dashed(inst);

@@ -4,20 +4,22 @@
 //! string where systemd undoes C escapes, with `%` doubled (specifiers) and, in
 //! `ExecStart=`, `$` doubled (systemd substitutes `$VAR` there at exec time).
 //! A newline becomes `\n`, which systemd turns back into a newline, so no value
-//! can start a directive of its own. Service files carry the environment and are
+//! can start a directive of its own. systemd refuses a unit with a Unicode
+//! noncharacter in it (and no escape gets one past it), so such a value is an
+//! error here. Service files carry the environment and are
 //! 0600; the target is 0644. Output goes to the journal (`-l`/`-r` are unused).
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::{Entry, Export, after_app, has_marker, marker};
+use super::{Entry, Export, Format, after_app, has_marker, marker};
 use crate::error::Result;
 
-#[expect(
-    clippy::unnecessary_wraps,
-    reason = "every format's render has one signature"
-)]
 pub fn render(export: &Export) -> Result<Vec<Entry>> {
+    export.refuse_noncharacters(
+        Format::Systemd,
+        "systemd refuses in a unit file (\"not UTF-8 clean\")",
+    )?;
     let app = &export.app;
     let services: Vec<String> = export
         .instances()
