@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::formation::{self, Formation, Instance};
 use crate::procfile::Procfile;
 
-/// The default base port when neither `-p` nor `$PORT` gives one.
+/// The default base port when neither `-p`, `$PORT` nor a dotenv file gives one.
 pub const DEFAULT_PORT: u16 = 5000;
 
 /// Everything a command needs to know about the application.
@@ -48,16 +48,30 @@ pub fn socket_path(args: &AppArgs) -> PathBuf {
         .unwrap_or_else(|| paths(args).1.join(".ganger.sock"))
 }
 
-/// The base port: `-p`/`GANGER_PORT`, else `$PORT`, else 5000.
-pub fn base_port(args: &AppArgs) -> Result<u16> {
+/// The base port: `-p`/`GANGER_PORT`, else the inherited `$PORT`, else a `PORT`
+/// in the dotenv files (as foreman and honcho read it: Rails and Node projects
+/// ship `PORT=3000` there), else 5000.
+pub fn base_port(args: &AppArgs, env: &AppEnv) -> Result<u16> {
     if let Some(port) = args.port {
         return Ok(port);
     }
-    match std::env::var("PORT") {
-        Ok(value) if !value.trim().is_empty() => value
+    if let Ok(value) = std::env::var("PORT")
+        && !value.trim().is_empty()
+    {
+        return value
             .trim()
             .parse()
-            .map_err(|_| Error::PortEnv { var: "PORT", value }),
+            .map_err(|_| Error::PortEnv { var: "PORT", value });
+    }
+    match env.files.get("PORT") {
+        Some(value) if !value.trim().is_empty() => value.trim().parse().map_err(|_| {
+            let (path, line) = env.origin("PORT").unwrap_or((Path::new(".env"), 0));
+            Error::PortDotenv {
+                path: path.to_path_buf(),
+                line,
+                value: value.clone(),
+            }
+        }),
         _ => Ok(DEFAULT_PORT),
     }
 }
@@ -118,12 +132,13 @@ impl App {
         formation.check_names(&procfile)?;
         let (files, required) = env_files(args, &root);
         let env = AppEnv::load(&files, required)?;
+        let base_port = base_port(args, &env)?;
         Ok(App {
             procfile,
             root,
             env,
             formation,
-            base_port: base_port(args)?,
+            base_port,
         })
     }
 

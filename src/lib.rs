@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod docs;
+pub mod dotenv;
 pub mod env;
 pub mod error;
 pub mod export;
@@ -29,6 +30,7 @@ pub mod signals;
 pub mod spawn;
 pub mod stdout;
 pub mod supervisor;
+pub mod textfile;
 pub mod tty;
 
 use cli::{Cli, Command};
@@ -95,5 +97,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Completions(args) => docs::completions(args.shell),
         Command::Man => docs::man(),
+        Command::Version => docs::version(),
     }
 }
