@@ -11,7 +11,9 @@ use std::time::Duration;
 use clap::builder::{BoolishValueParser, TypedValueParser};
 use clap::error::ErrorKind;
 use clap::parser::ValueSource;
-use clap::{ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand};
+
+pub use crate::output::{ColorChoice, LogFormat};
 
 /// Run a Procfile-based application: start its processes, relay their output,
 /// and stop them all cleanly.
@@ -91,6 +93,10 @@ pub struct AppArgs {
     )]
     pub port: Option<u16>,
 
+    /// The settings file: defaults for flags and per-type settings [default: ganger.toml in the root, if it exists]
+    #[arg(long, env = "GANGER_CONFIG", global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
     /// The control socket of `start`, used by ps/restart/stop/scale/quit [default: .ganger.sock in the root]
     #[arg(
         short = 's',
@@ -100,6 +106,21 @@ pub struct AppArgs {
         value_name = "PATH"
     )]
     pub socket: Option<PathBuf>,
+}
+
+impl AppArgs {
+    /// Where the flags say the app is.
+    #[must_use]
+    pub fn source(&self) -> crate::config::Source {
+        crate::config::Source {
+            procfile: self.procfile.clone(),
+            root: self.root.clone(),
+            env: self.env.clone(),
+            formation: self.formation.clone(),
+            port: self.port,
+            socket: self.socket.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,6 +236,23 @@ pub struct ExportArgs {
     /// Also replace files in DIR that this app's export did not write, and symbolic links (never their targets)
     #[arg(long)]
     pub force: bool,
+}
+
+impl ExportArgs {
+    /// The export the flags ask for.
+    #[must_use]
+    pub fn options(&self) -> crate::export::Options {
+        crate::export::Options {
+            format: self.format,
+            dir: self.dir.clone(),
+            app: self.app.clone(),
+            user: self.user.clone(),
+            log: self.log.clone(),
+            run: self.run.clone(),
+            timeout: self.timeout,
+            force: self.force,
+        }
+    }
 }
 
 /// `export`'s `-t`: foreman's `-t` names a template directory there, so a value
@@ -410,19 +448,6 @@ impl Args for OutputArgs {
     fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
         OutputFlags::augment_args_for_update(cmd)
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
-    Auto,
-    Always,
-    Never,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -42,6 +42,19 @@ pub enum Error {
         second_text: String,
     },
 
+    #[error("{path}:{line}:{}: {reason}\n{}", .column + 1, excerpt(*.line, .text, *.column))]
+    SettingsFile {
+        path: PathBuf,
+        line: usize,
+        /// 0-based, in characters; shown 1-based.
+        column: usize,
+        text: String,
+        reason: String,
+    },
+
+    #[error("{path}: {reason}")]
+    Foreman { path: PathBuf, reason: String },
+
     #[error("{path}: the Procfile defines no processes")]
     ProcfileEmpty { path: PathBuf },
 

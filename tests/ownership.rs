@@ -202,7 +202,9 @@ fn the_kill_line_names_processes_that_left_their_group() {
     assert_eq!(status.code(), Some(143));
     let text = lines.join("\n");
     assert!(
-        text.contains(&format!("sending SIGKILL to processes that left their group: {stray} (sleep)")),
+        text.contains(&format!(
+            "sending SIGKILL to processes that left their group: {stray} (sleep)"
+        )),
         "{text}"
     );
     assert!(!alive(stray));

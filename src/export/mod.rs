@@ -20,13 +20,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use checks::{check_app_name, check_env, check_user, path_text};
 pub use install::has_marker;
 
-use crate::cli::ExportArgs;
 use crate::config::App;
 use crate::error::{Error, Result};
 use crate::formation::Instance;
@@ -225,8 +224,24 @@ impl Entry {
 }
 
 /// Runs `ganger export`: checks the flags, renders the format, and replaces
+/// What to export and how: the `export` command's flags, resolved.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub format: Format,
+    /// The directory to write into.
+    pub dir: PathBuf,
+    pub app: String,
+    pub user: Option<String>,
+    pub log: Option<PathBuf>,
+    pub run: Option<PathBuf>,
+    /// The grace before SIGKILL for types without their own.
+    pub timeout: Duration,
+    /// Replace files this app's export did not write.
+    pub force: bool,
+}
+
 /// what an earlier export of the same app wrote in DIR.
-pub fn export(app: &App, args: &ExportArgs) -> Result<i32> {
+pub fn export(app: &App, args: &Options) -> Result<i32> {
     let model = model(app, args)?;
     let entries = match args.format {
         Format::Systemd => systemd::render(&model)?,
@@ -283,7 +298,7 @@ fn prepare_log_dir(log_dir: &str, out: &mut String) {
 }
 
 /// Checks the flags and builds the model the formats render.
-fn model(app: &App, args: &ExportArgs) -> Result<Export> {
+fn model(app: &App, args: &Options) -> Result<Export> {
     let name = check_app_name(&args.app)?;
     let user = match &args.user {
         Some(user) => check_user(user)?,

@@ -17,6 +17,7 @@ mod tests;
 
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,6 @@ use nix::unistd::Pid;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use self::core::{Core, Effect, Event, Rules};
-use crate::cli::{LogFormat, StartArgs};
 use crate::config::App;
 use crate::control::{self, Reply, Request};
 use crate::error::{Error, Result};
@@ -56,19 +56,42 @@ fn prefix_width(style: &Style) -> usize {
     clock + style.width() + " | ".len()
 }
 
+/// What `start` is asked to do, resolved from flags and settings.
+#[derive(Debug, Clone)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent switches, each from its own flag"
+)]
+pub struct Options {
+    /// The types named on the command line (none: all).
+    pub only: Vec<String>,
+    pub policy: Policy,
+    /// Types that run on a pty.
+    pub tty: Types,
+    pub timestamp: bool,
+    pub color: bool,
+    pub json: bool,
+    /// The grace before SIGKILL for types without their own.
+    pub timeout: Duration,
+    /// The control socket, and whether the user named it (then it must work).
+    pub socket: PathBuf,
+    pub explicit_socket: bool,
+}
+
 /// Starts the app and supervises it until it stops; returns the exit status.
-pub fn start(
-    app: &App,
-    args: &StartArgs,
-    socket: &std::path::Path,
-    explicit_socket: bool,
-) -> Result<i32> {
-    let plan = app.plan(&args.processes)?;
+pub fn start(app: &App, options: &Options) -> Result<i32> {
+    let plan = app.plan(&options.only)?;
     if plan.is_empty() {
         return Err(Error::NothingToStart);
     }
-    let policy = Policy::new(&args.policy, &app.procfile)?;
-    let tty = Types::parse(args.tty.as_deref().unwrap_or_default(), &app.procfile)?;
+    let Options {
+        policy,
+        tty,
+        timeout,
+        socket,
+        explicit_socket,
+        ..
+    } = options.clone();
     os::raise_nofile_limit();
     // Best effort: without it, orphans go to init instead of being reaped here.
     let _ = os::become_subreaper();
@@ -87,23 +110,29 @@ pub fn start(
         let (failed_tx, failed_rx) = unbounded_channel();
         let (sink, writer) = output::start_writer(failed_tx)
             .map_err(|e| Error::os("cannot start the output thread", e))?;
-        let width = plan.iter().map(|i| i.ps().len()).max().unwrap_or(0);
-        let style = Arc::new(Style::new(&args.output, width));
+        // Every instance name, and `system`.
+        let width = plan
+            .iter()
+            .map(|i| i.ps().len())
+            .fold("system".len(), usize::max);
+        let style = Arc::new(Style::with(
+            options.timestamp,
+            options.color,
+            options.json,
+            width,
+        ));
         let (closed_tx, closed_rx) = unbounded_channel();
         let (control_tx, control_rx) = unbounded_channel();
         // Bound before anything starts: a second `start` fails here, not halfway.
-        let server = control::listen(socket, explicit_socket, control_tx)?;
+        let server = control::listen(&socket, explicit_socket, control_tx)?;
         let warnings = formation::collision_warnings(&plan);
-        let rules = Rules {
-            policy,
-            timeout: args.timeout,
-        };
+        let rules = Rules { policy, timeout };
         let core = Core::new(app.procfile.clone(), app.base_port, rules, plan);
         let mut edge = Edge {
             app,
             core,
             tty,
-            split_stderr: args.output.log_format == LogFormat::Json,
+            split_stderr: options.json,
             system: LineFormat::new(Arc::clone(&style), "system", None, Stream::System),
             style,
             sink,
