@@ -86,9 +86,13 @@ pub fn run(cli: Cli, settings: &settings::Settings) -> Result<i32> {
         Command::Check(args) => {
             let app = load(&source, settings)?;
             let policy = app.policy(&args.policy.restart, &args.policy.can_die)?;
-            let show_plan =
-                cli.app.formation.is_some() || cli.app.port.is_some() || !policy.is_empty();
-            check::check(&app, &policy, show_plan)
+            let tty = app.tty(&[])?;
+            let show_plan = source.formation.is_some()
+                || source.port.is_some()
+                || !policy.is_empty()
+                || !tty.is_empty()
+                || !app.processes.is_empty();
+            check::check(&app, &policy, &tty, show_plan)
         }
         Command::Run(args) => {
             os::raise_nofile_limit();
