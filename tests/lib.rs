@@ -22,6 +22,7 @@ mod pid1;
 mod relay;
 mod restart;
 mod run;
+mod settings;
 mod shell;
 mod start;
 mod tty;

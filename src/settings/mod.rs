@@ -64,6 +64,8 @@ pub enum Failure {
 struct FileDefault {
     flag: String,
     values: Vec<String>,
+    /// The directory of the file, which relative paths are relative to.
+    base: PathBuf,
     /// The file and the span of the key, for errors.
     origin: Origin,
 }
@@ -102,6 +104,7 @@ pub fn parse(args: &[OsString]) -> std::result::Result<(Cli, Settings), Failure>
             defaults.push(FileDefault {
                 flag,
                 values,
+                base: root.clone(),
                 origin,
             });
         }
@@ -113,6 +116,11 @@ pub fn parse(args: &[OsString]) -> std::result::Result<(Cli, Settings), Failure>
             defaults.push(FileDefault {
                 flag: key.get_ref().replace('_', "-"),
                 values,
+                base: file
+                    .path
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default(),
                 origin: Origin::Toml(key.span()),
             });
         }
@@ -238,7 +246,7 @@ fn with_defaults(
             .find(|a| a.get_long() == Some(default.flag.as_str()))
             .map(|a| a.get_id().clone());
         if let Some(id) = top {
-            command = command.mut_arg(id, |arg| set_default(arg, &default.values));
+            command = command.mut_arg(id, |arg| set_default(arg, &resolved(default)));
             continue;
         }
         let Some(sub_name) = &sub_name else { continue };
@@ -253,10 +261,27 @@ fn with_defaults(
             continue;
         };
         command = command.mut_subcommand(sub_name, |sub| {
-            sub.mut_arg(id, |arg| set_default(arg, &default.values))
+            sub.mut_arg(id, |arg| set_default(arg, &resolved(default)))
         });
     }
     Ok(command)
+}
+
+/// Flags whose values are paths: relative ones are relative to the file that
+/// names them, wherever ganger runs.
+const PATH_FLAGS: [&str; 4] = ["procfile", "root", "env", "socket"];
+
+/// The values of `default`, paths made relative to its file's directory.
+fn resolved(default: &FileDefault) -> Vec<String> {
+    if !PATH_FLAGS.contains(&default.flag.as_str()) || default.base.as_os_str().is_empty() {
+        return default.values.clone();
+    }
+    default
+        .values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|v| default.base.join(v.trim()).display().to_string())
+        .collect()
 }
 
 fn set_default(arg: clap::Arg, values: &[String]) -> clap::Arg {
