@@ -232,3 +232,23 @@ fn paths_in_a_settings_file_are_relative_to_it() {
         .assert_code(0)
         .assert_stdout_has("valid procfile detected (web)");
 }
+
+#[test]
+fn the_shipped_example_settings_are_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut cmd = std::process::Command::new(ganger_bin());
+    cmd.current_dir(root).args([
+        "check",
+        "-f",
+        "Procfile.example",
+        "-e",
+        ".env.example",
+        "--config",
+        "ganger.toml.example",
+    ]);
+    let run = run_with_deadline(cmd, LIMIT);
+    run.assert_code(0)
+        .assert_stdout_has("web.1")
+        .assert_stdout_has("stop SIGINT")
+        .assert_stdout_has("restarts on failure");
+}
