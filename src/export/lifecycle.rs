@@ -109,8 +109,8 @@ mod tests {
 
     fn rules(oneshot: bool, restart: Restart) -> TypeRules {
         TypeRules {
-            oneshot,
             restart,
+            oneshot,
             ..TypeRules::default()
         }
     }
