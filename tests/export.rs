@@ -365,7 +365,7 @@ fn systemd_units_pass_systemd_analyze_verify_and_carry_values_exactly() {
 }
 
 /// The part of a `systemd-analyze` debug dump about one unit.
-fn unit_dump<'a>(dump: &'a str, unit: &str) -> &'a str {
+pub(crate) fn unit_dump<'a>(dump: &'a str, unit: &str) -> &'a str {
     let header = format!("-> Unit {unit}:");
     let start = dump
         .find(&header)

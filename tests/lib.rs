@@ -14,6 +14,7 @@ mod control_limits;
 mod dotenv;
 mod export;
 mod export_safety;
+mod export_settings;
 mod foreman;
 mod help;
 mod init;

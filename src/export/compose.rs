@@ -9,13 +9,18 @@
 //! PORT. `PS` is exact for a single replica; with more it is the type's name.
 //! The image is `APP`, and the process runs in the image's working directory.
 //! The file carries the env and is 0600.
+//!
+//! Per type: `restart:` (`always`, `on-failure`, or `"no"` for a `oneshot`),
+//! `stop_signal` (when not SIGTERM) and `stop_grace_period`. Compose sends the
+//! signal to the container's PID 1: the process itself when `/bin/sh -c`
+//! execs a single program, else the shell.
 
 use std::path::Path;
 
 use serde_yaml_ng::{Mapping, Value};
 
 use super::yaml::{map, mapping, yaml};
-use super::{Entry, Export, has_marker, marker};
+use super::{Entry, Export, Runs, has_marker, marker};
 use crate::error::Result;
 
 /// The file name Compose looks for first.
@@ -72,8 +77,17 @@ pub fn render(export: &Export) -> Result<Vec<Entry>> {
             "deploy".into(),
             map([("replicas", (process.instances.len() as u64).into())]),
         );
-        service.insert("restart".into(), "always".into());
-        service.insert("stop_grace_period".into(), duration(export.timeout).into());
+        let life = &process.life;
+        let restart = match life.runs {
+            Runs::Always => "always",
+            Runs::OnFailure | Runs::OnceRetried => "on-failure",
+            Runs::Once => "no",
+        };
+        service.insert("restart".into(), restart.into());
+        if let Some(signal) = life.custom_signal() {
+            service.insert("stop_signal".into(), signal.as_str().into());
+        }
+        service.insert("stop_grace_period".into(), duration(life.timeout).into());
         services.insert(process.name.as_str().into(), Value::Mapping(service));
     }
     let doc = map([

@@ -10,6 +10,10 @@
 //! first port), and `PS` is exact only for a single replica; with more, it is
 //! the pod's name (downward API). The container image is `APP`; the process runs
 //! in the image's working directory. The file carries the env and is 0600.
+//!
+//! Per type: `terminationGracePeriodSeconds`; a stop signal other than SIGTERM
+//! through a `preStop` hook; a `oneshot` type is a Job (`restartPolicy: Never`
+//! and `backoffLimit: 0`, or `OnFailure` when it restarts on failure).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,7 +21,7 @@ use std::path::Path;
 use serde_yaml_ng::{Mapping, Value};
 
 use super::yaml::{map, mapping, yaml};
-use super::{Entry, Export, Format, Process, has_marker, marker};
+use super::{Entry, Export, Format, Lifecycle, Process, has_marker, marker};
 use crate::error::Result;
 
 pub fn render(export: &Export) -> Result<Vec<Entry>> {
@@ -60,7 +64,7 @@ pub fn render(export: &Export) -> Result<Vec<Entry>> {
             name,
             secret: &secret_name,
         };
-        docs.push(deployment(export, process, &names));
+        docs.push(workload(export, process, &names));
         if process.binds_port() {
             docs.push(service(process, &names));
         }
@@ -88,7 +92,8 @@ pub fn owns(app: &str, name: &str, path: &Path) -> bool {
     name == format!("{app}.yaml") && has_marker(path, app)
 }
 
-fn deployment(export: &Export, process: &Process, names: &Names) -> Value {
+/// The container that runs one type's command.
+fn container(export: &Export, process: &Process, names: &Names) -> Value {
     let ps = match process.shared_ps() {
         Some(ps) => map([("name", "PS".into()), ("value", ps.into())]),
         None => map([
@@ -137,41 +142,87 @@ fn deployment(export: &Export, process: &Process, names: &Names) -> Value {
             ])]),
         );
     }
+    if let Some(hook) = pre_stop(&process.life) {
+        container.insert("lifecycle".into(), hook);
+    }
+    Value::Mapping(container)
+}
+
+/// A Deployment for a service (its pods always restart: Kubernetes has no
+/// on-failure for them), a Job for a `oneshot` type.
+fn workload(export: &Export, process: &Process, names: &Names) -> Value {
+    let life = &process.life;
     let labels = labels(names.app, Some(names.part));
+    let mut pod = mapping([("terminationGracePeriodSeconds", life.timeout_secs().into())]);
+    if life.runs.oneshot() {
+        let policy = if life.runs.retries_failure() {
+            "OnFailure"
+        } else {
+            "Never"
+        };
+        pod.insert("restartPolicy".into(), policy.into());
+    }
+    pod.insert(
+        "containers".into(),
+        Value::Sequence(vec![container(export, process, names)]),
+    );
+    let template = map([
+        ("metadata", map([("labels", labels.clone())])),
+        ("spec", Value::Mapping(pod)),
+    ]);
+    let count: u64 = process.instances.len() as u64;
+    let metadata = metadata(names.name, names.app, Some(names.part));
+    if life.runs.oneshot() {
+        let mut spec = mapping([("completions", count.into()), ("parallelism", count.into())]);
+        if !life.runs.retries_failure() {
+            // Run once: a failed pod fails the Job instead of being replaced.
+            spec.insert("backoffLimit".into(), 0u64.into());
+        }
+        spec.insert("template".into(), template);
+        return map([
+            ("apiVersion", "batch/v1".into()),
+            ("kind", "Job".into()),
+            ("metadata", metadata),
+            ("spec", Value::Mapping(spec)),
+        ]);
+    }
     map([
         ("apiVersion", "apps/v1".into()),
         ("kind", "Deployment".into()),
-        (
-            "metadata",
-            metadata(names.name, names.app, Some(names.part)),
-        ),
+        ("metadata", metadata),
         (
             "spec",
             map([
-                ("replicas", (process.instances.len() as u64).into()),
-                ("selector", map([("matchLabels", labels.clone())])),
-                (
-                    "template",
-                    map([
-                        ("metadata", map([("labels", labels)])),
-                        (
-                            "spec",
-                            map([
-                                (
-                                    "terminationGracePeriodSeconds",
-                                    export.timeout_secs().into(),
-                                ),
-                                (
-                                    "containers",
-                                    Value::Sequence(vec![Value::Mapping(container)]),
-                                ),
-                            ]),
-                        ),
-                    ]),
-                ),
+                ("replicas", count.into()),
+                ("selector", map([("matchLabels", labels)])),
+                ("template", template),
             ]),
         ),
     ])
+}
+
+/// Kubernetes always stops a container with SIGTERM to its PID 1. A hook that
+/// runs before that sends the type's own signal to PID 1 instead, then waits
+/// (the grace period counts the hook's time) so that the SIGTERM comes only
+/// when the grace is over, just before SIGKILL. PID 1 is the process when
+/// `/bin/sh -c` execs a single program; for a compound command it is the
+/// shell, which, as PID 1, ignores the signal as it ignores SIGTERM.
+fn pre_stop(life: &Lifecycle) -> Option<Value> {
+    life.custom_signal()?;
+    let script = format!(
+        "kill -s {} 1; while kill -0 1 2>/dev/null; do sleep 1; done",
+        life.signal_name()
+    );
+    Some(map([(
+        "preStop",
+        map([(
+            "exec",
+            map([(
+                "command",
+                Value::Sequence(vec!["/bin/sh".into(), "-c".into(), script.into()]),
+            )]),
+        )]),
+    )]))
 }
 
 fn service(process: &Process, names: &Names) -> Value {

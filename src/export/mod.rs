@@ -11,6 +11,7 @@ mod compose;
 mod install;
 mod kubernetes;
 mod launchd;
+mod lifecycle;
 mod runit;
 mod supervisord;
 mod systemd;
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 use checks::{check_app_name, check_env, check_user, path_text};
 pub use install::has_marker;
+pub use lifecycle::{Lifecycle, Runs};
 
 use crate::config::App;
 use crate::error::{Error, Result};
@@ -81,7 +83,6 @@ pub struct Export {
     pub user: String,
     pub log_dir: String,
     pub run_dir: String,
-    pub timeout: Duration,
     /// The app root, absolute and canonical: every process's working directory.
     pub root: String,
     /// The Procfile's path, for messages.
@@ -100,6 +101,8 @@ pub struct Process {
     pub command: String,
     /// Never empty.
     pub instances: Vec<Instance>,
+    /// Its `ganger.toml` settings: exits and stop.
+    pub life: Lifecycle,
 }
 
 impl Process {
@@ -147,21 +150,17 @@ impl Export {
         self.processes.iter().flat_map(|p| p.instances.iter())
     }
 
+    /// Every instance with its type, in Procfile order.
+    pub fn each(&self) -> impl Iterator<Item = (&Process, &Instance)> {
+        self.processes
+            .iter()
+            .flat_map(|p| p.instances.iter().map(move |i| (p, i)))
+    }
+
     /// `APP-web-1`: the name foreman gives an instance where a dot is not wanted.
     #[must_use]
     pub fn dashed(&self, inst: &Instance) -> String {
         format!("{}-{}-{}", self.app, inst.name, inst.number)
-    }
-
-    /// The timeout in whole seconds, rounded up, for formats that take integers.
-    #[must_use]
-    pub fn timeout_secs(&self) -> u64 {
-        let secs = self.timeout.as_secs();
-        if self.timeout.subsec_nanos() > 0 {
-            secs + 1
-        } else {
-            secs
-        }
     }
 
     /// The error for a value that `format` cannot carry faithfully.
@@ -223,7 +222,6 @@ impl Entry {
     }
 }
 
-/// Runs `ganger export`: checks the flags, renders the format, and replaces
 /// What to export and how: the `export` command's flags, resolved.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -240,6 +238,7 @@ pub struct Options {
     pub force: bool,
 }
 
+/// Runs `ganger export`: checks the flags, renders the format, and replaces
 /// what an earlier export of the same app wrote in DIR.
 pub fn export(app: &App, args: &Options) -> Result<i32> {
     let model = model(app, args)?;
@@ -334,6 +333,13 @@ fn model(app: &App, args: &Options) -> Result<Export> {
             _ => processes.push(Process {
                 name: inst.name.clone(),
                 command: inst.command.clone(),
+                life: Lifecycle::new(
+                    &app.processes
+                        .get(&inst.name)
+                        .map(|s| s.rules.clone())
+                        .unwrap_or_default(),
+                    args.timeout,
+                ),
                 instances: vec![inst],
             }),
         }
@@ -346,7 +352,6 @@ fn model(app: &App, args: &Options) -> Result<Export> {
         user,
         log_dir,
         run_dir,
-        timeout: args.timeout,
         root,
         procfile,
         env,

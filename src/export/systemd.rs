@@ -8,11 +8,14 @@
 //! noncharacter in it (and no escape gets one past it), so such a value is an
 //! error here. Service files carry the environment and are
 //! 0600; the target is 0644. Output goes to the journal (`-l`/`-r` are unused).
+//!
+//! Per type: `KillSignal=` (when not SIGTERM), `TimeoutStopSec=` and `Restart=`;
+//! a `oneshot` type is `Type=oneshot` with `RemainAfterExit=yes`.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::{Entry, Export, Format, after_app, has_marker, marker};
+use super::{Entry, Export, Format, Runs, after_app, has_marker, marker};
 use crate::error::Result;
 
 pub fn render(export: &Export) -> Result<Vec<Entry>> {
@@ -33,12 +36,24 @@ pub fn render(export: &Export) -> Result<Vec<Entry>> {
             services.join(" ")
         ),
     )];
-    for inst in export.instances() {
+    for (process, inst) in export.each() {
         let ps = inst.ps();
+        let life = &process.life;
         let mut unit = format!(
             "# {marker}\n[Unit]\nDescription={app} {ps}\nPartOf={app}.target\nStopWhenUnneeded=yes\n\n\
-             [Service]\nType=simple\nUser={user}\nWorkingDirectory={root}\n",
+             [Service]\nType={kind}\n{remain}User={user}\nWorkingDirectory={root}\n",
             marker = marker(app),
+            kind = if life.runs.oneshot() {
+                "oneshot"
+            } else {
+                "simple"
+            },
+            // A finished task stays active, so the target does not run it again.
+            remain = if life.runs.oneshot() {
+                "RemainAfterExit=yes\n"
+            } else {
+                ""
+            },
             user = export.user,
             root = export.root.replace('%', "%%"),
         );
@@ -49,18 +64,35 @@ pub fn render(export: &Export) -> Result<Vec<Entry>> {
                 quote(&format!("{key}={value}"), false)
             );
         }
+        let _ = writeln!(unit, "ExecStart=/bin/sh -c {}", quote(&inst.command, true));
+        unit.push_str(restart(life.runs));
         let _ = write!(
             unit,
-            "ExecStart=/bin/sh -c {}\n\
-             Restart=always\nRestartSec=1\nStandardInput=null\nStandardOutput=journal\nStandardError=journal\n\
-             SyslogIdentifier={app}-{ps}\nKillMode=control-group\nTimeoutStopSec={timeout}ms\n\n\
-             [Install]\nWantedBy={app}.target\n",
-            quote(&inst.command, true),
-            timeout = export.timeout.as_millis(),
+            "StandardInput=null\nStandardOutput=journal\nStandardError=journal\n\
+             SyslogIdentifier={app}-{ps}\nKillMode=control-group\n"
+        );
+        if let Some(signal) = life.custom_signal() {
+            let _ = writeln!(unit, "KillSignal={}", signal.as_str());
+        }
+        let _ = write!(
+            unit,
+            "TimeoutStopSec={timeout}ms\n\n[Install]\nWantedBy={app}.target\n",
+            // systemd reads 0 as "no timeout at all"; 1 ms is the nearest it has.
+            timeout = life.timeout.as_millis().max(1),
         );
         entries.push(Entry::secret(service_name(app, &ps), unit));
     }
     Ok(entries)
+}
+
+/// `Restart=` for how the type runs. systemd refuses `Restart=always` with
+/// `Type=oneshot`, and a task that retries is `on-failure` anyway.
+fn restart(runs: Runs) -> &'static str {
+    match runs {
+        Runs::Always => "Restart=always\nRestartSec=1\n",
+        Runs::OnFailure | Runs::OnceRetried => "Restart=on-failure\nRestartSec=1\n",
+        Runs::Once => "Restart=no\n",
+    }
 }
 
 /// `APP-web.1.service`: foreman's unit name.
