@@ -8,7 +8,7 @@
 //! caller's timeout, so a hostile or stuck app costs one socket for that long.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -52,7 +52,7 @@ pub fn valid_path(path: &str) -> bool {
 
 /// Sends the request and reads up to the end of the status line.
 async fn exchange(port: u16, path: &str) -> io::Result<(bool, TcpStream)> {
-    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await?;
+    let mut stream = TcpStream::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: ganger\r\n\
          Accept: */*\r\nConnection: close\r\n\r\n"

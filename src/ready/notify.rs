@@ -9,18 +9,20 @@
 //! users out, where any process of the network namespace could reach an
 //! abstract name.
 //!
-//! `SO_PASSCRED` makes the kernel attach the sender's pid to each datagram; the
-//! pid cannot be forged by an unprivileged sender. [`super::in_tree`] then says whether
-//! it belongs to an instance's process tree: that check is the caller's.
-//! Datagrams are untrusted: at most [`MAX_DATAGRAM`] bytes, longer ones dropped
-//! whole, file descriptors never accepted.
+//! `SO_PASSCRED` makes the kernel attach the sender's pid to each datagram; an
+//! unprivileged sender cannot forge it. Whether that pid belongs to an
+//! instance's process tree is the caller's check ([`super::in_tree`]), made as
+//! soon as the message arrives: a sender that has exited and been reaped can no
+//! longer be placed in any tree. Datagrams are untrusted: at most
+//! [`MAX_DATAGRAM`] bytes, longer ones dropped whole, file descriptors never
+//! accepted.
 
 use std::ffi::OsString;
 use std::fs::DirBuilder;
 use std::io::{self, IoSliceMut};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
@@ -84,6 +86,10 @@ impl NotifySocket {
     /// Creates the directory, binds the socket in it and asks for credentials.
     /// Needs a tokio runtime with IO enabled.
     pub fn bind() -> io::Result<NotifySocket> {
+        // tokio would panic below without one.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(io::Error::other("the notify socket needs a tokio runtime"));
+        }
         let dir = PrivateDir::create()?;
         let socket = std::os::unix::net::UnixDatagram::bind(dir.socket())?;
         // Before anyone knows the path, so every datagram carries credentials.
@@ -105,9 +111,12 @@ impl NotifySocket {
             let received = self
                 .socket
                 .async_io(Interest::READABLE, || self.receive())
-                .await?;
-            if let Some(message) = received {
-                return Ok(message);
+                .await;
+            match received {
+                Ok(Some(message)) => return Ok(message),
+                Ok(None) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
     }
@@ -133,6 +142,7 @@ impl NotifySocket {
                     ControlMessageOwned::ScmCredentials(cred) if cred.pid() > 0 => {
                         pid = Some(cred.pid());
                     }
+                    // Not expected with this buffer; closed should it ever happen.
                     ControlMessageOwned::ScmRights(fds) => {
                         for fd in fds {
                             let _ = nix::unistd::close(fd);
@@ -189,19 +199,15 @@ impl PrivateDir {
     fn socket(&self) -> PathBuf {
         self.0.join("notify")
     }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
 }
 
 impl Drop for PrivateDir {
     fn drop(&mut self) {
         // Best effort: nothing else is ever put in the directory.
         let _ = std::fs::remove_file(self.socket());
-        let _ = std::fs::remove_dir(self.path());
+        let _ = std::fs::remove_dir(&self.0);
     }
 }
 
 #[cfg(test)]
-mod tests {}
+mod tests;
