@@ -24,6 +24,7 @@ pub mod policy;
 pub mod process_type;
 pub mod procfile;
 pub mod proctree;
+pub mod ready;
 pub mod reaper;
 pub mod relay;
 pub mod run;
