@@ -10,6 +10,7 @@ use crate::formation;
 use crate::policy::{Policy, Types};
 use crate::process_type::Readiness;
 use crate::settings::process::start_order;
+use crate::supervisor::RELEASE;
 
 /// What the settings say about type `name`, for its plan line: `restarts on
 /// failure; stop SIGINT within 0.5s; ready port; after web; tty`.
@@ -50,7 +51,19 @@ fn describe(app: &App, policy: &Policy, tty: &Types, name: &str) -> String {
 /// the start order when some type waits for another.
 pub fn check(app: &App, policy: &Policy, tty: &Types, show_plan: bool) -> Result<i32> {
     let mut out = String::new();
-    let _ = writeln!(out, "valid procfile detected ({})", app.procfile.names());
+    let names: Vec<String> = app
+        .procfile
+        .entries
+        .iter()
+        .map(|e| {
+            if e.name == RELEASE {
+                format!("{RELEASE} [runs first]")
+            } else {
+                e.name.clone()
+            }
+        })
+        .collect();
+    let _ = writeln!(out, "valid procfile detected ({})", names.join(", "));
     if show_plan {
         let plan = app.plan(&[])?;
         let width = plan.iter().map(|i| i.ps().len()).max().unwrap_or(0);

@@ -171,6 +171,11 @@ pub enum Command {
     #[command(after_help = "Examples:\n  ganger quit")]
     Quit,
 
+    /// Exit 0 when every instance of the running app that should run is ready; otherwise exit 1 and say what is not
+    #[command(after_help = "Examples:\n  ganger health
+  HEALTHCHECK CMD ganger health          # in a Dockerfile\n  until ganger health; do sleep 1; done   # wait for the app")]
+    Health,
+
     /// Print a completion script for a shell on stdout
     #[command(
         after_help = "Examples:\n  ganger completions bash > ~/.local/share/bash-completion/completions/ganger\n  ganger completions zsh > ~/.zfunc/_ganger\n  ganger completions fish > ~/.config/fish/completions/ganger.fish"
@@ -352,6 +357,10 @@ pub struct StartArgs {
     /// Seconds between the stop signal and SIGKILL (fractions allowed)
     #[arg(short = 't', long, env = "GANGER_TIMEOUT", value_name = "SECS", default_value = "5", value_parser = parse_timeout)]
     pub timeout: Duration,
+
+    /// Skip the release phase (the Procfile's `release` entry, which otherwise runs first)
+    #[arg(long, env = "GANGER_NO_RELEASE", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub no_release: bool,
 }
 
 /// How the merged output stream looks: what the flags below resolve to.

@@ -80,6 +80,7 @@ pub fn run(cli: Cli, settings: &settings::Settings) -> Result<i32> {
         ),
         Command::Scale(args) => client(&source, &Request::Scale { spec: args.spec }),
         Command::Quit => client(&source, &Request::Quit),
+        Command::Health => client(&source, &Request::Health),
         Command::Export(args) => {
             let app = load(&source, settings)?;
             export::export(&app, &args.options())
@@ -105,6 +106,9 @@ pub fn run(cli: Cli, settings: &settings::Settings) -> Result<i32> {
             // Before anything slow: signals that arrive now wait for their handlers.
             os::block_acted_on();
             let app = load(&source, settings)?;
+            let release = !args.no_release
+                && (args.processes.is_empty()
+                    || args.processes.iter().any(|p| p == supervisor::RELEASE));
             let options = supervisor::Options {
                 only: args.processes,
                 policy: app.policy(&args.policy.restart, &args.policy.can_die)?,
@@ -115,6 +119,7 @@ pub fn run(cli: Cli, settings: &settings::Settings) -> Result<i32> {
                 timeout: args.timeout,
                 socket: config::socket_path(&source),
                 explicit_socket: cli.app.socket.is_some(),
+                release,
             };
             supervisor::start(&app, &options)
         }

@@ -11,11 +11,15 @@
 pub mod commands;
 pub mod core;
 pub mod instance;
+pub mod order;
+pub mod probes;
+pub mod rules;
 pub mod shutdown;
 #[cfg(test)]
 mod tests;
 
 use std::collections::{HashMap, VecDeque};
+use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,7 +29,8 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
-use self::core::{Core, Effect, Event, Rules};
+use self::core::{Core, Effect, Event, Order, Rules};
+use self::probes::{Probes, Target};
 use crate::config::App;
 use crate::control::{self, Reply, Request};
 use crate::error::{Error, Result};
@@ -34,15 +39,18 @@ use crate::keeper::{Keeper, SingleThreaded};
 use crate::os;
 use crate::output::{self, LineFormat, Sink, Stream, Style};
 use crate::policy::{Policy, Types};
+use crate::process_type::{READY_TIMEOUT, Readiness};
 use crate::proctree::{self, Descendant};
 use crate::reaper;
-use crate::relay;
+use crate::relay::{self, LogWatch};
 use crate::signals::{SignalEvent, Signals};
 use crate::spawn::{self, Streams};
 use crate::tty;
 
 /// How long ganger, done, waits on a stdout nobody reads before it exits anyway.
 const STDOUT_STALL: Duration = Duration::from_secs(5);
+/// The Procfile entry that runs first, alone (Heroku's release phase).
+pub const RELEASE: &str = "release";
 /// Instances spawned between two looks at the signals.
 const SPAWN_BATCH: usize = 16;
 
@@ -76,6 +84,34 @@ pub struct Options {
     /// The control socket, and whether the user named it (then it must work).
     pub socket: PathBuf,
     pub explicit_socket: bool,
+    /// Run the Procfile's `release` entry first (Heroku's release phase).
+    pub release: bool,
+}
+
+/// What start-up waits for, from the per-type settings.
+fn order(app: &App, plan: &[formation::Instance], release: bool) -> Order {
+    let first = (release && plan.iter().any(|i| i.name == RELEASE)).then(|| RELEASE.to_string());
+    let mut order = Order {
+        first,
+        ..Order::default()
+    };
+    for (name, settings) in &app.processes {
+        if !settings.after.is_empty() {
+            order.after.insert(name.clone(), settings.after.clone());
+        }
+        if !matches!(settings.ready, Readiness::Started) {
+            let timeout = settings.ready_timeout.unwrap_or(READY_TIMEOUT);
+            order
+                .probed
+                .insert(name.clone(), (probe_name(&settings.ready), timeout));
+        }
+    }
+    order
+}
+
+/// How a probe is named in messages: `port`, `notify`, `log /^ready/`.
+fn probe_name(ready: &Readiness) -> String {
+    ready.describe()
 }
 
 /// Starts the app and supervises it until it stops; returns the exit status.
@@ -126,7 +162,19 @@ pub fn start(app: &App, options: &Options) -> Result<i32> {
         // Bound before anything starts: a second `start` fails here, not halfway.
         let server = control::listen(&socket, explicit_socket, control_tx)?;
         let warnings = formation::collision_warnings(&plan);
-        let rules = Rules { policy, timeout };
+        let order = order(app, &plan, options.release);
+        let notify = app
+            .processes
+            .values()
+            .any(|s| matches!(s.ready, Readiness::Notify));
+        let (ready_tx, ready_rx) = unbounded_channel();
+        let probes = Probes::new(ready_tx, notify)
+            .map_err(|e| Error::os("cannot open the notify socket", e))?;
+        let rules = Rules {
+            policy,
+            timeout,
+            order,
+        };
         let core = Core::new(app.procfile.clone(), app.base_port, rules, plan);
         let mut edge = Edge {
             app,
@@ -143,6 +191,7 @@ pub fn start(app: &App, options: &Options) -> Result<i32> {
             next_token: 0,
             ptys: HashMap::new(),
             queue: VecDeque::new(),
+            probes,
         };
         if let Err(why) = &server {
             edge.say(why);
@@ -153,7 +202,7 @@ pub fn start(app: &App, options: &Options) -> Result<i32> {
         let effects = edge.core.boot();
         edge.apply(effects);
         let status = edge
-            .run(&mut signals, failed_rx, closed_rx, control_rx)
+            .run(&mut signals, failed_rx, closed_rx, control_rx, ready_rx)
             .await;
         Ok::<_, Error>((status, writer))
     })?;
@@ -184,6 +233,7 @@ struct Edge<'a> {
     ptys: HashMap<usize, OwnedFd>,
     /// Spawns not done yet.
     queue: VecDeque<usize>,
+    probes: Probes,
 }
 
 impl Edge<'_> {
@@ -213,6 +263,8 @@ impl Edge<'_> {
                 Effect::SignalStrays(sig) => self.signal_strays(sig),
                 Effect::ClearGroup { pgid, sig, last } => self.clear_group(pgid, sig, last),
                 Effect::Say(text) => self.say(&text),
+                Effect::Probe(index) => self.probe(index),
+                Effect::EndProbe(index) => self.probes.end(index),
             }
         }
     }
@@ -248,10 +300,8 @@ impl Edge<'_> {
         let ps = spec.ps();
         // `scale` may bring a longer name (web.10): the column widens for all.
         self.style.fit(&ps);
-        let env = self.app.env.for_child(
-            &self.app.root,
-            &[("PORT", spec.port.to_string()), ("PS", ps.clone())],
-        );
+        let env = self.child_env(index);
+        let spec = &self.core.instance(index).spec;
         let streams = if self.tty.contains(&spec.name) {
             // Measured at each start: the terminal or the name column may have changed.
             Streams::Tty(tty::child_size(prefix_width(&self.style)))
@@ -283,6 +333,7 @@ impl Edge<'_> {
                 self.sink.clone(),
                 token,
                 self.closed_tx.clone(),
+                self.log_watch(index, run),
             ));
             count += 1;
         }
@@ -294,6 +345,22 @@ impl Edge<'_> {
             index,
             pid: spawned.pid,
             streams: count,
+        })
+    }
+
+    /// The relay's watch for a `ready = { log = ... }` pattern, if the type has one.
+    fn log_watch(&self, index: usize, run: u32) -> Option<LogWatch> {
+        let Some(Readiness::Log(pattern)) = self.readiness(&self.core.instance(index).spec.name)
+        else {
+            return None;
+        };
+        let pattern = regex::bytes::Regex::new(pattern.as_str()).ok()?;
+        let events = self.probes.events();
+        Some(LogWatch {
+            pattern,
+            matched: Box::new(move || {
+                let _ = events.send(Event::Ready { index, run });
+            }),
         })
     }
 
@@ -345,8 +412,47 @@ impl Edge<'_> {
 
     fn on_children(&mut self) {
         for (pid, exit) in reaper::reap() {
-            self.handle(Event::Exited { pid, exit });
+            if !self.probes.take_exit(pid, exit) {
+                self.handle(Event::Exited { pid, exit });
+            }
         }
+    }
+
+    /// The environment of instance `index`: the app's, its PORT and PS, and
+    /// `NOTIFY_SOCKET` when its type is ready by notify.
+    fn child_env(&self, index: usize) -> Vec<(OsString, OsString)> {
+        let spec = &self.core.instance(index).spec;
+        let mut own = vec![("PORT", spec.port.to_string()), ("PS", spec.ps())];
+        if let (Some(socket), Some(Readiness::Notify)) =
+            (self.probes.notify_socket(), self.readiness(&spec.name))
+        {
+            own.push(("NOTIFY_SOCKET", socket.to_string_lossy().into_owned()));
+        }
+        self.app.env.for_child(&self.app.root, &own)
+    }
+
+    fn readiness(&self, name: &str) -> Option<&Readiness> {
+        self.app.processes.get(name).map(|s| &s.ready)
+    }
+
+    /// Starts probing instance `index`, as its type's readiness says.
+    fn probe(&mut self, index: usize) {
+        let instance = self.core.instance(index);
+        let Some(pid) = instance.state.pid() else {
+            return;
+        };
+        let Some(ready) = self.readiness(&instance.spec.name).cloned() else {
+            return;
+        };
+        let target = Target {
+            index,
+            run: instance.run,
+            pid,
+            port: instance.spec.port,
+            env: self.child_env(index),
+            root: self.app.root.clone(),
+        };
+        self.probes.start(target, &ready);
     }
 
     fn on_request(&mut self, request: Request) -> Reply {
@@ -387,6 +493,7 @@ impl Edge<'_> {
         mut failed_rx: UnboundedReceiver<output::WriteFailed>,
         mut closed_rx: UnboundedReceiver<usize>,
         mut control_rx: UnboundedReceiver<control::Envelope>,
+        mut ready_rx: UnboundedReceiver<Event>,
     ) -> i32 {
         let mut booting = true;
         loop {
@@ -422,6 +529,7 @@ impl Edge<'_> {
                     self.stdout_broken = true;
                     self.handle(Event::StdoutFailed(output::failure_status(&e)));
                 }
+                Some(event) = ready_rx.recv() => self.handle(event),
                 Some((request, reply)) = control_rx.recv() => {
                     let answer = self.on_request(request);
                     let _ = reply.send(answer);
