@@ -18,6 +18,7 @@ mod export_settings;
 mod foreman;
 mod help;
 mod init;
+mod orchestration;
 mod ownership;
 mod pid1;
 mod relay;

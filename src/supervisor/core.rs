@@ -209,6 +209,7 @@ impl Core {
         let running = self.phase == Phase::Running;
         let states = self.instances.iter().filter_map(|i| match i.state {
             State::Backoff { until, .. } if running => Some(until),
+            State::Starting { deadline, .. } if running => Some(deadline),
             State::Stopping {
                 deadline,
                 killed: false,

@@ -116,7 +116,11 @@ fn probe_name(ready: &Readiness) -> String {
 
 /// Starts the app and supervises it until it stops; returns the exit status.
 pub fn start(app: &App, options: &Options) -> Result<i32> {
-    let plan = app.plan(&options.only)?;
+    let mut plan = app.plan(&options.only)?;
+    if !options.release && !options.only.iter().any(|n| n == RELEASE) {
+        // Skipped (`--no-release`): not run at all, rather than run as any type.
+        plan.retain(|i| i.name != RELEASE);
+    }
     if plan.is_empty() {
         return Err(Error::NothingToStart);
     }

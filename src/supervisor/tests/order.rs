@@ -118,6 +118,11 @@ fn a_oneshot_dependency_counts_once_it_exited_0() {
 #[test]
 fn not_ready_in_time_stops_the_app_with_1() {
     let mut b = bench_with(APP, "all=1", &[], &[], order(false, &[], &["web"]), &[]);
+    // The event loop wakes for the deadline without any event.
+    assert_eq!(
+        b.core.next_deadline(),
+        Some(b.now + Duration::from_secs(10))
+    );
     let effects = b.advance(Duration::from_secs(10));
     assert_eq!(
         said(&effects)[0],
