@@ -203,7 +203,7 @@ fn the_kill_line_names_processes_that_left_their_group() {
     let text = lines.join("\n");
     assert!(
         text.contains(&format!(
-            "sending SIGKILL to processes that left their group: {stray} (sleep)"
+            "sending SIGKILL to processes left behind: {stray} (sleep)"
         )),
         "{text}"
     );

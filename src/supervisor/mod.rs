@@ -388,7 +388,7 @@ impl Edge<'_> {
         }
         if !killed.is_empty() {
             self.say(&format!(
-                "sending SIGKILL to processes that left their group: {}",
+                "sending SIGKILL to processes left behind: {}",
                 killed.join(", ")
             ));
         }
