@@ -14,6 +14,12 @@
 //! Per type: `terminationGracePeriodSeconds`; a stop signal other than SIGTERM
 //! through a `preStop` hook; a `oneshot` type is a Job (`restartPolicy: Never`
 //! and `backoffLimit: 0`, or `OnFailure` when it restarts on failure).
+//!
+//! Start-up order: the release phase is the Job `APP-release` (run once, never
+//! retried); `port`, `exec` and `http` readiness are the container's
+//! `readinessProbe` (`tcpSocket`, `exec`, `httpGet` on PORT). Kubernetes has no
+//! start order between workloads, so `after` and waiting for the release Job
+//! are not written here: the README says how to apply the release first.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,7 +27,7 @@ use std::path::Path;
 use serde_yaml_ng::{Mapping, Value};
 
 use super::yaml::{map, mapping, yaml};
-use super::{Entry, Export, Format, Lifecycle, Process, has_marker, marker};
+use super::{Entry, Export, Format, Lifecycle, Probe, Process, has_marker, marker};
 use crate::error::Result;
 
 pub fn render(export: &Export) -> Result<Vec<Entry>> {
@@ -142,6 +148,9 @@ fn container(export: &Export, process: &Process, names: &Names) -> Value {
             ])]),
         );
     }
+    if let Some(probe) = readiness_probe(process) {
+        container.insert("readinessProbe".into(), probe);
+    }
     if let Some(hook) = pre_stop(&process.life) {
         container.insert("lifecycle".into(), hook);
     }
@@ -199,6 +208,30 @@ fn workload(export: &Export, process: &Process, names: &Names) -> Value {
             ]),
         ),
     ])
+}
+
+/// The type's readiness as the kubelet's probe, on the PORT the container
+/// gets. An `exec` probe is exec'd as it is (no `$(VAR)` expansion there, so
+/// no `$$`), through `/bin/sh -c` as `start` runs it; 5 s bounds each run, as
+/// in `start`.
+fn readiness_probe(process: &Process) -> Option<Value> {
+    let port = Value::from(process.first_port());
+    let (kind, action) = match process.probe()? {
+        Probe::Port => ("tcpSocket", map([("port", port)])),
+        Probe::Exec(cmd) => (
+            "exec",
+            map([(
+                "command",
+                Value::Sequence(vec!["/bin/sh".into(), "-c".into(), cmd.into()]),
+            )]),
+        ),
+        Probe::Http(path) => ("httpGet", map([("path", path.into()), ("port", port)])),
+    };
+    Some(map([
+        (kind, action),
+        ("periodSeconds", 5u64.into()),
+        ("timeoutSeconds", 5u64.into()),
+    ]))
 }
 
 /// Kubernetes always stops a container with SIGTERM to its PID 1. A hook that
