@@ -385,7 +385,25 @@ fn kubernetes_release_job_and_readiness_probes_validate() {
         return;
     }
     let app = ordered_app(SETTINGS);
+    app.write(".env", "DATABASE_URL=postgres://db/app\n");
     let docs = kubernetes(&export(&app, "kubernetes", 5000));
+    // What `-l 'app.kubernetes.io/component in (env.secret,release)'` applies first.
+    let first: Vec<(&str, &str)> = docs
+        .iter()
+        .filter(|d| {
+            matches!(
+                d["metadata"]["labels"]["app.kubernetes.io/component"].as_str(),
+                Some("env.secret" | "release")
+            )
+        })
+        .map(|d| {
+            (
+                d["kind"].as_str().unwrap_or_default(),
+                d["metadata"]["name"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(first, [("Secret", "app-env"), ("Job", "app-release")]);
     let job = workload(&docs, "app-release");
     assert_eq!(job["kind"].as_str(), Some("Job"));
     assert_eq!(job["spec"]["backoffLimit"].as_u64(), Some(0));

@@ -30,6 +30,11 @@ use super::yaml::{map, mapping, yaml};
 use super::{Entry, Export, Format, Lifecycle, Probe, Process, has_marker, marker};
 use crate::error::Result;
 
+/// The Secret's component label. A type's component never holds a `.`, so a
+/// selector can pick the Secret and the release Job alone
+/// (`component in (env.secret,release)`) to apply them before the rest.
+const SECRET_COMPONENT: &str = "env.secret";
+
 pub fn render(export: &Export) -> Result<Vec<Entry>> {
     let app = dns_label(&export.app, "the app name")?;
     let mut names: BTreeMap<String, &str> = BTreeMap::new();
@@ -58,7 +63,7 @@ pub fn render(export: &Export) -> Result<Vec<Entry>> {
         docs.push(map([
             ("apiVersion", "v1".into()),
             ("kind", "Secret".into()),
-            ("metadata", metadata(&secret_name, &app, None)),
+            ("metadata", metadata(&secret_name, &app, SECRET_COMPONENT)),
             ("type", "Opaque".into()),
             ("stringData", Value::Mapping(data)),
         ]));
@@ -161,7 +166,7 @@ fn container(export: &Export, process: &Process, names: &Names) -> Value {
 /// on-failure for them), a Job for a `oneshot` type.
 fn workload(export: &Export, process: &Process, names: &Names) -> Value {
     let life = &process.life;
-    let labels = labels(names.app, Some(names.part));
+    let labels = labels(names.app, names.part);
     let mut pod = mapping([("terminationGracePeriodSeconds", life.timeout_secs().into())]);
     if life.runs.oneshot() {
         let policy = if life.runs.retries_failure() {
@@ -180,7 +185,7 @@ fn workload(export: &Export, process: &Process, names: &Names) -> Value {
         ("spec", Value::Mapping(pod)),
     ]);
     let count: u64 = process.instances.len() as u64;
-    let metadata = metadata(names.name, names.app, Some(names.part));
+    let metadata = metadata(names.name, names.app, names.part);
     if life.runs.oneshot() {
         let mut spec = mapping([("completions", count.into()), ("parallelism", count.into())]);
         if !life.runs.retries_failure() {
@@ -263,14 +268,11 @@ fn service(process: &Process, names: &Names) -> Value {
     map([
         ("apiVersion", "v1".into()),
         ("kind", "Service".into()),
-        (
-            "metadata",
-            metadata(names.name, names.app, Some(names.part)),
-        ),
+        ("metadata", metadata(names.name, names.app, names.part)),
         (
             "spec",
             map([
-                ("selector", labels(names.app, Some(names.part))),
+                ("selector", labels(names.app, names.part)),
                 (
                     "ports",
                     Value::Sequence(vec![map([
@@ -284,17 +286,16 @@ fn service(process: &Process, names: &Names) -> Value {
     ])
 }
 
-fn metadata(name: &str, app: &str, component: Option<&str>) -> Value {
+fn metadata(name: &str, app: &str, component: &str) -> Value {
     map([("name", name.into()), ("labels", labels(app, component))])
 }
 
 /// The recommended `app.kubernetes.io` labels; process names are valid label values.
-fn labels(app: &str, component: Option<&str>) -> Value {
-    let mut labels = mapping([("app.kubernetes.io/name", app.into())]);
-    if let Some(component) = component {
-        labels.insert("app.kubernetes.io/component".into(), component.into());
-    }
-    Value::Mapping(labels)
+fn labels(app: &str, component: &str) -> Value {
+    map([
+        ("app.kubernetes.io/name", app.into()),
+        ("app.kubernetes.io/component", component.into()),
+    ])
 }
 
 /// A process type as a DNS-1123 label (container names, label values):
