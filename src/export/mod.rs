@@ -2,7 +2,8 @@
 //!
 //! This module owns what is common to all formats: the per-instance model
 //! (PORT, PS, the app's environment, the absolute root) and the command itself.
-//! Checking the input is `checks`, writing into DIR is `install`, YAML text is
+//! Checking the input is `checks`, writing into DIR is `install`, the start-up
+//! order (release phase, readiness, `after`) is `order`, YAML text is
 //! `yaml`. Each format module only turns an [`Export`] into [`Entry`] values and
 //! says which names in DIR it owns; none of them touches the file system.
 
