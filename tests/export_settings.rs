@@ -59,13 +59,13 @@ fn export(app: &App, format: &str) -> PathBuf {
     dir
 }
 
-fn read(path: &Path) -> String {
+pub(crate) fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
 /// Polls `done` until it holds, failing with the daemon's output if the
 /// daemon exits or the limit passes.
-fn wait_until(daemon: &mut Daemon, what: &str, done: impl Fn() -> bool) {
+pub(crate) fn wait_until(daemon: &mut Daemon, what: &str, done: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !done() {
         if let Ok(Some(status)) = daemon.child.try_wait() {
@@ -238,7 +238,7 @@ fn supervisord_sends_the_stop_signal_and_runs_oneshots_once() {
 
 /// Whether runsv reports the service in `dir` down and wanted down: bytes 17
 /// (`u`/`d`: wanted state) and 19 (0: down) of `supervise/status`.
-fn runsv_down_for_good(dir: &Path) -> bool {
+pub(crate) fn runsv_down_for_good(dir: &Path) -> bool {
     std::fs::read(dir.join("supervise/status"))
         .is_ok_and(|status| status.len() == 20 && status[17] == b'd' && status[19] == 0)
 }

@@ -14,6 +14,12 @@
 //! Per type: `terminationGracePeriodSeconds`; a stop signal other than SIGTERM
 //! through a `preStop` hook; a `oneshot` type is a Job (`restartPolicy: Never`
 //! and `backoffLimit: 0`, or `OnFailure` when it restarts on failure).
+//!
+//! Start-up order: the release phase is the Job `APP-release` (run once, never
+//! retried); `port`, `exec` and `http` readiness are the container's
+//! `readinessProbe` (`tcpSocket`, `exec`, `httpGet` on PORT). Kubernetes has no
+//! start order between workloads, so `after` and waiting for the release Job
+//! are not written here: the README says how to apply the release first.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,8 +27,13 @@ use std::path::Path;
 use serde_yaml_ng::{Mapping, Value};
 
 use super::yaml::{map, mapping, yaml};
-use super::{Entry, Export, Format, Lifecycle, Process, has_marker, marker};
+use super::{Entry, Export, Format, Lifecycle, Probe, Process, has_marker, marker};
 use crate::error::Result;
+
+/// The Secret's component label. A type's component never holds a `.`, so a
+/// selector can pick the Secret and the release Job alone
+/// (`component in (env.secret,release)`) to apply them before the rest.
+const SECRET_COMPONENT: &str = "env.secret";
 
 pub fn render(export: &Export) -> Result<Vec<Entry>> {
     let app = dns_label(&export.app, "the app name")?;
@@ -52,7 +63,7 @@ pub fn render(export: &Export) -> Result<Vec<Entry>> {
         docs.push(map([
             ("apiVersion", "v1".into()),
             ("kind", "Secret".into()),
-            ("metadata", metadata(&secret_name, &app, None)),
+            ("metadata", metadata(&secret_name, &app, SECRET_COMPONENT)),
             ("type", "Opaque".into()),
             ("stringData", Value::Mapping(data)),
         ]));
@@ -142,6 +153,9 @@ fn container(export: &Export, process: &Process, names: &Names) -> Value {
             ])]),
         );
     }
+    if let Some(probe) = readiness_probe(process) {
+        container.insert("readinessProbe".into(), probe);
+    }
     if let Some(hook) = pre_stop(&process.life) {
         container.insert("lifecycle".into(), hook);
     }
@@ -152,7 +166,7 @@ fn container(export: &Export, process: &Process, names: &Names) -> Value {
 /// on-failure for them), a Job for a `oneshot` type.
 fn workload(export: &Export, process: &Process, names: &Names) -> Value {
     let life = &process.life;
-    let labels = labels(names.app, Some(names.part));
+    let labels = labels(names.app, names.part);
     let mut pod = mapping([("terminationGracePeriodSeconds", life.timeout_secs().into())]);
     if life.runs.oneshot() {
         let policy = if life.runs.retries_failure() {
@@ -171,7 +185,7 @@ fn workload(export: &Export, process: &Process, names: &Names) -> Value {
         ("spec", Value::Mapping(pod)),
     ]);
     let count: u64 = process.instances.len() as u64;
-    let metadata = metadata(names.name, names.app, Some(names.part));
+    let metadata = metadata(names.name, names.app, names.part);
     if life.runs.oneshot() {
         let mut spec = mapping([("completions", count.into()), ("parallelism", count.into())]);
         if !life.runs.retries_failure() {
@@ -199,6 +213,30 @@ fn workload(export: &Export, process: &Process, names: &Names) -> Value {
             ]),
         ),
     ])
+}
+
+/// The type's readiness as the kubelet's probe, on the PORT the container
+/// gets. An `exec` probe is exec'd as it is (no `$(VAR)` expansion there, so
+/// no `$$`), through `/bin/sh -c` as `start` runs it; 5 s bounds each run, as
+/// in `start`.
+fn readiness_probe(process: &Process) -> Option<Value> {
+    let port = Value::from(process.first_port());
+    let (kind, action) = match process.probe()? {
+        Probe::Port => ("tcpSocket", map([("port", port)])),
+        Probe::Exec(cmd) => (
+            "exec",
+            map([(
+                "command",
+                Value::Sequence(vec!["/bin/sh".into(), "-c".into(), cmd.into()]),
+            )]),
+        ),
+        Probe::Http(path) => ("httpGet", map([("path", path.into()), ("port", port)])),
+    };
+    Some(map([
+        (kind, action),
+        ("periodSeconds", 5u64.into()),
+        ("timeoutSeconds", 5u64.into()),
+    ]))
 }
 
 /// Kubernetes always stops a container with SIGTERM to its PID 1. A hook that
@@ -230,14 +268,11 @@ fn service(process: &Process, names: &Names) -> Value {
     map([
         ("apiVersion", "v1".into()),
         ("kind", "Service".into()),
-        (
-            "metadata",
-            metadata(names.name, names.app, Some(names.part)),
-        ),
+        ("metadata", metadata(names.name, names.app, names.part)),
         (
             "spec",
             map([
-                ("selector", labels(names.app, Some(names.part))),
+                ("selector", labels(names.app, names.part)),
                 (
                     "ports",
                     Value::Sequence(vec![map([
@@ -251,17 +286,16 @@ fn service(process: &Process, names: &Names) -> Value {
     ])
 }
 
-fn metadata(name: &str, app: &str, component: Option<&str>) -> Value {
+fn metadata(name: &str, app: &str, component: &str) -> Value {
     map([("name", name.into()), ("labels", labels(app, component))])
 }
 
 /// The recommended `app.kubernetes.io` labels; process names are valid label values.
-fn labels(app: &str, component: Option<&str>) -> Value {
-    let mut labels = mapping([("app.kubernetes.io/name", app.into())]);
-    if let Some(component) = component {
-        labels.insert("app.kubernetes.io/component".into(), component.into());
-    }
-    Value::Mapping(labels)
+fn labels(app: &str, component: &str) -> Value {
+    map([
+        ("app.kubernetes.io/name", app.into()),
+        ("app.kubernetes.io/component", component.into()),
+    ])
 }
 
 /// A process type as a DNS-1123 label (container names, label values):

@@ -2,7 +2,8 @@
 //!
 //! This module owns what is common to all formats: the per-instance model
 //! (PORT, PS, the app's environment, the absolute root) and the command itself.
-//! Checking the input is `checks`, writing into DIR is `install`, YAML text is
+//! Checking the input is `checks`, writing into DIR is `install`, the start-up
+//! order (release phase, readiness, `after`) is `order`, YAML text is
 //! `yaml`. Each format module only turns an [`Export`] into [`Entry`] values and
 //! says which names in DIR it owns; none of them touches the file system.
 
@@ -12,6 +13,7 @@ mod install;
 mod kubernetes;
 mod launchd;
 mod lifecycle;
+mod order;
 mod runit;
 mod supervisord;
 mod systemd;
@@ -27,6 +29,7 @@ use std::time::Duration;
 use checks::{check_app_name, check_env, check_user, path_text};
 pub use install::has_marker;
 pub use lifecycle::{Lifecycle, Runs};
+pub use order::{Order, Probe, RELEASE};
 
 use crate::config::App;
 use crate::error::{Error, Result};
@@ -103,6 +106,8 @@ pub struct Process {
     pub instances: Vec<Instance>,
     /// Its `ganger.toml` settings: exits and stop.
     pub life: Lifecycle,
+    /// Its `ganger.toml` settings: readiness and what it starts after.
+    pub order: Order,
 }
 
 impl Process {
@@ -114,10 +119,13 @@ impl Process {
     }
 
     /// Whether the type listens on PORT, so that the container formats publish
-    /// it: the Heroku convention (`web`) or a command that mentions `PORT`.
+    /// it: the Heroku convention (`web`), a command that mentions `PORT`, or a
+    /// readiness that waits for PORT to answer.
     #[must_use]
     pub fn binds_port(&self) -> bool {
-        self.name == "web" || self.command.contains("PORT")
+        self.name == "web"
+            || self.command.contains("PORT")
+            || matches!(self.probe(), Some(Probe::Port | Probe::Http(_)))
     }
 
     /// `PS` where all replicas share one definition: exact with one instance.
@@ -275,6 +283,13 @@ pub fn export(app: &App, args: &Options) -> Result<i32> {
         prepare_log_dir(&model.log_dir, &mut out);
     }
     crate::stdout::print(out)?;
+    let unordered = matches!(
+        args.format,
+        Format::Supervisord | Format::Runit | Format::Launchd
+    );
+    if unordered && model.orders_start_up() {
+        let _ = std::io::stderr().write_all(Export::unordered_warning(args.format).as_bytes());
+    }
     Ok(0)
 }
 
@@ -329,24 +344,16 @@ fn model(app: &App, args: &Options) -> Result<Export> {
     let mut processes: Vec<Process> = Vec::new();
     for inst in app.plan(&[])? {
         match processes.last_mut() {
+            // The release phase runs once, whatever the formation says.
+            Some(last) if last.name == inst.name && last.is_release() => {}
             Some(last) if last.name == inst.name => last.instances.push(inst),
-            _ => processes.push(Process {
-                name: inst.name.clone(),
-                command: inst.command.clone(),
-                life: Lifecycle::new(
-                    &app.processes
-                        .get(&inst.name)
-                        .map(|s| s.rules.clone())
-                        .unwrap_or_default(),
-                    args.timeout,
-                ),
-                instances: vec![inst],
-            }),
+            _ => processes.push(process(app, inst, args.timeout)),
         }
     }
     if processes.is_empty() {
         return Err(Error::NothingToExport);
     }
+    order::resolve(&mut processes);
     Ok(Export {
         app: name,
         user,
@@ -357,6 +364,29 @@ fn model(app: &App, args: &Options) -> Result<Export> {
         env,
         processes,
     })
+}
+
+/// A type with its first instance and its `ganger.toml` settings. The release
+/// phase is a task run once, never started again, whatever its settings say.
+fn process(app: &App, inst: Instance, default_timeout: Duration) -> Process {
+    let settings = app.processes.get(&inst.name).cloned().unwrap_or_default();
+    let mut life = Lifecycle::new(&settings.rules, default_timeout);
+    if inst.name == RELEASE {
+        life.runs = Runs::Once;
+    }
+    Process {
+        name: inst.name.clone(),
+        command: inst.command.clone(),
+        life,
+        order: Order {
+            ready: settings.ready,
+            ready_timeout: settings
+                .ready_timeout
+                .unwrap_or(crate::process_type::READY_TIMEOUT),
+            after: settings.after,
+        },
+        instances: vec![inst],
+    }
 }
 
 /// The text after `APP-` in `name`, if `name` starts with it.
