@@ -145,7 +145,9 @@ fn as_pid_1_sigterm_stops_a_pipeline_at_once() {
         return;
     }
     let app = App::new();
-    let script = "trap 'exit 7' TERM; echo > ready; sleep 30 | sleep 30";
+    // `ready` is written from inside the pipeline, so both members exist (the
+    // left one is forked first) when the signal is sent.
+    let script = "trap 'exit 7' TERM; sleep 30 | (echo > ready; sleep 30)";
     let unshare = Running::spawn(in_namespace(&app, &["run", "sh", "-c", script]));
     app.wait_for_file("ready", |t| t.ends_with('\n'), LIMIT);
     let ganger = first_child(unshare.pid());
