@@ -27,17 +27,42 @@ const OUT_CHUNK: usize = 256 * 1024;
 /// A readiness pattern (`ready = { log = "..." }`) the relay looks for in the
 /// lines it relays, until the first match.
 pub struct LogWatch {
-    pub pattern: regex::bytes::Regex,
+    /// The pattern, matched against one line.
+    pattern: regex::bytes::Regex,
+    /// The same pattern in multi-line mode, for a first look at a whole chunk.
+    chunk: regex::bytes::Regex,
     /// Called once, on the first matching line.
-    pub matched: Box<dyn FnOnce() + Send>,
+    matched: Box<dyn FnOnce() + Send>,
 }
 
 impl LogWatch {
+    /// A watch for `pattern` (checked when the settings were read); `None`
+    /// if it does not compile as a byte pattern.
+    #[must_use]
+    pub fn new(pattern: &str, matched: Box<dyn FnOnce() + Send>) -> Option<Self> {
+        Some(LogWatch {
+            pattern: regex::bytes::Regex::new(pattern).ok()?,
+            chunk: regex::bytes::RegexBuilder::new(pattern)
+                .multi_line(true)
+                .build()
+                .ok()?,
+            matched,
+        })
+    }
+
     /// Looks at every complete line of `data` (the unfinished rest is seen
     /// when it is complete); returns whether the watch is done.
     fn looks_at(&self, data: &[u8]) -> bool {
         let end = memchr::memrchr(b'\n', data).map_or(0, |i| i + 1);
-        data[..end].split(|&b| b == b'\n').any(|line| {
+        let lines = &data[..end];
+        // One search over the whole chunk (the pattern is multi-line, so `^`
+        // and `$` hold at line ends) instead of one per line: a pattern that
+        // never matches then costs one fast scan per read.
+        if !self.chunk.is_match(lines) {
+            return false;
+        }
+        // A match may span lines (`\s` matches a newline): confirm per line.
+        lines.split(|&b| b == b'\n').any(|line| {
             self.pattern
                 .is_match(line.strip_suffix(b"\r").unwrap_or(line))
         })

@@ -358,14 +358,13 @@ impl Edge<'_> {
         else {
             return None;
         };
-        let pattern = regex::bytes::Regex::new(pattern.as_str()).ok()?;
         let events = self.probes.events();
-        Some(LogWatch {
-            pattern,
-            matched: Box::new(move || {
+        LogWatch::new(
+            pattern.as_str(),
+            Box::new(move || {
                 let _ = events.send(Event::Ready { index, run });
             }),
-        })
+        )
     }
 
     /// Every living descendant but the keeper.
