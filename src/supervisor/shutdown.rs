@@ -106,12 +106,7 @@ impl Core {
             if self.dependents_alive(&name) {
                 continue;
             }
-            let sig = self.rules.stop_signal(&name);
-            self.effects.push(Effect::Signal { pid, sig });
-            self.effects.push(Effect::Signal {
-                pid,
-                sig: Signal::SIGCONT,
-            });
+            self.send_stop_signal(pid, &name);
             self.instances[index].state = State::Stopping {
                 pid,
                 deadline,
@@ -120,6 +115,17 @@ impl Core {
                 then,
             };
         }
+    }
+
+    /// Type `name`'s stop signal to the group led by `pid`, then SIGCONT, as
+    /// systemd does, so that a stopped process can act on it.
+    fn send_stop_signal(&mut self, pid: nix::unistd::Pid, name: &str) {
+        let sig = self.rules.stop_signal(name);
+        self.effects.push(Effect::Signal { pid, sig });
+        self.effects.push(Effect::Signal {
+            pid,
+            sig: Signal::SIGCONT,
+        });
     }
 
     /// Whether an instance of a type that starts after `name` still has a process.
@@ -143,12 +149,7 @@ impl Core {
                 if matches!(self.instances[index].state, State::Starting { .. }) {
                     self.effects.push(Effect::EndProbe(index));
                 }
-                let sig = self.rules.stop_signal(&name);
-                self.effects.push(Effect::Signal { pid, sig });
-                self.effects.push(Effect::Signal {
-                    pid,
-                    sig: Signal::SIGCONT,
-                });
+                self.send_stop_signal(pid, &name);
                 self.instances[index].state = State::Stopping {
                     pid,
                     deadline: now + self.rules.timeout(&name),

@@ -305,8 +305,8 @@ fn scale_checks_ports_before_allocating_anything() {
     assert_eq!(b.core.instances().len(), 2);
 }
 
-#[test]
-fn a_failed_spawn_stops_the_app_only_at_start_up() {
+/// A core for [`TWO`] that has asked for its spawns, none of them done yet.
+fn booted_but_not_spawned() -> Core {
     let procfile = crate::procfile::parse(Path::new("Procfile"), TWO).expect("procfile");
     let plan = formation::plan(&procfile, &Formation::default(), 5000, &[]).expect("plan");
     let rules = Rules {
@@ -314,9 +314,15 @@ fn a_failed_spawn_stops_the_app_only_at_start_up() {
         timeout: TIMEOUT,
         order: crate::supervisor::core::Order::default(),
     };
-    let now = Instant::now();
     let mut core = Core::new(procfile, 5000, rules, plan);
     core.boot();
+    core
+}
+
+#[test]
+fn a_failed_spawn_stops_the_app_only_at_start_up() {
+    let now = Instant::now();
+    let mut core = booted_but_not_spawned();
     let effects = core.handle(
         Event::SpawnFailed {
             index: 0,
@@ -343,16 +349,8 @@ fn a_failed_spawn_stops_the_app_only_at_start_up() {
 
 #[test]
 fn a_stop_during_start_up_reaches_what_is_spawned_after_it() {
-    let procfile = crate::procfile::parse(Path::new("Procfile"), TWO).expect("procfile");
-    let plan = formation::plan(&procfile, &Formation::default(), 5000, &[]).expect("plan");
-    let rules = Rules {
-        policy: Policy::default(),
-        timeout: TIMEOUT,
-        order: crate::supervisor::core::Order::default(),
-    };
     let now = Instant::now();
-    let mut core = Core::new(procfile, 5000, rules, plan);
-    core.boot();
+    let mut core = booted_but_not_spawned();
     core.handle(Event::Stop(Signal::SIGTERM), now);
     assert!(!core.wants_spawn(0));
     assert_eq!(core.status(), 143);
