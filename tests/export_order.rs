@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use serde_yaml_ng::Value;
 
-use crate::export::{current_user, names, unit_dump};
-use crate::export_settings::read;
+use crate::export_tools::*;
 use crate::support::*;
 
 pub(crate) const PROCFILE: &str = "release: echo migrated >> out/release.runs
@@ -59,40 +58,6 @@ fn export(app: &App, format: &str, base: u16) -> PathBuf {
     run.assert_code(0);
     assert_eq!(run.stderr, "", "no warning for {format}");
     dir
-}
-
-/// What `systemd-analyze verify` says about the units in `dir`: it must
-/// accept them silently; returns its debug dump of what it read.
-fn verify_units(dir: &Path) -> String {
-    let paths: Vec<PathBuf> = names(dir).iter().map(|n| dir.join(n)).collect();
-    let plain = Command::new("systemd-analyze")
-        .args(["verify", "--man=no"])
-        .args(&paths)
-        .output()
-        .expect("verify");
-    let stderr = String::from_utf8_lossy(&plain.stderr);
-    assert!(
-        plain.status.success() && stderr.trim().is_empty(),
-        "systemd-analyze verify:\n{stderr}"
-    );
-    let dump = Command::new("systemd-analyze")
-        .env("SYSTEMD_LOG_LEVEL", "debug")
-        .args(["verify", "--man=no"])
-        .args(&paths)
-        .output()
-        .expect("verify");
-    String::from_utf8_lossy(&dump.stdout).into_owned() + &String::from_utf8_lossy(&dump.stderr)
-}
-
-#[track_caller]
-fn assert_read(dump: &str, unit: &str, lines: &[&str]) {
-    let section = unit_dump(dump, unit);
-    for line in lines {
-        assert!(
-            section.contains(&format!("\t\t{line}\n")),
-            "{unit}: systemd did not read {line:?}:\n{section}"
-        );
-    }
 }
 
 #[test]
@@ -202,20 +167,11 @@ fn systemd_exec_and_http_readiness_poll_after_the_start() {
     }
 }
 
-/// Validates `file` against the Compose specification and parses it.
+/// Validates `compose.yaml` in `dir` against the Compose specification and
+/// parses it.
 fn compose(dir: &Path) -> Value {
     let file = dir.join("compose.yaml");
-    let out = Command::new("check-jsonschema")
-        .args(["--builtin-schema", "vendor.compose-spec"])
-        .arg(&file)
-        .output()
-        .expect("check-jsonschema");
-    assert!(
-        out.status.success(),
-        "the Compose specification schema rejects the file:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_compose_valid(&file);
     serde_yaml_ng::from_str(&read(&file)).expect("parse")
 }
 
@@ -356,27 +312,7 @@ fn compose_http_check_holds_on_2xx_and_3xx_only() {
 }
 
 fn kubernetes(dir: &Path) -> Vec<Value> {
-    let file = dir.join("app.yaml");
-    let out = Command::new("kubernetes-validate")
-        .arg("--strict")
-        .arg(&file)
-        .output()
-        .expect("kubernetes-validate");
-    assert!(
-        out.status.success(),
-        "kubernetes-validate --strict:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_yaml_ng::Deserializer::from_str(&read(&file))
-        .map(|doc| serde::Deserialize::deserialize(doc).expect("a YAML document"))
-        .collect()
-}
-
-fn workload<'a>(docs: &'a [Value], name: &str) -> &'a Value {
-    docs.iter()
-        .find(|d| d["metadata"]["name"].as_str() == Some(name) && d["kind"] != "Service")
-        .unwrap_or_else(|| panic!("no {name}"))
+    kubernetes_docs(&dir.join("app.yaml"))
 }
 
 #[test]

@@ -3,13 +3,11 @@
 //! its real tool accepts them, and where a real daemon runs the export
 //! (supervisord, runit) the stop signal arrives and one-shot tasks run once.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::sys::signal::Signal;
-
-use crate::export::{Daemon, current_user, names, supervisord, unit_dump};
+use crate::export_tools::*;
 use crate::support::*;
 
 /// `web` records the signal that stops it; `migrate` runs once; `seed` fails
@@ -59,27 +57,6 @@ fn export(app: &App, format: &str) -> PathBuf {
     dir
 }
 
-pub(crate) fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
-/// Polls `done` until it holds, failing with the daemon's output if the
-/// daemon exits or the limit passes.
-pub(crate) fn wait_until(daemon: &mut Daemon, what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        if let Ok(Some(status)) = daemon.child.try_wait() {
-            panic!("the daemon exited ({status}):\n{}", read(&daemon.log));
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; daemon output:\n{}",
-            read(&daemon.log)
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
 #[test]
 fn systemd_units_carry_kill_signal_timeout_restart_and_oneshot() {
     if !require_tool("systemd-analyze") {
@@ -99,25 +76,7 @@ fn systemd_units_carry_kill_signal_timeout_restart_and_oneshot() {
     assert!(worker.contains("\nTimeoutStopSec=2500ms\n"), "{worker}");
     assert!(!worker.contains("KillSignal="), "TERM is systemd's default");
 
-    let paths: Vec<PathBuf> = units.iter().map(|u| dir.join(u)).collect();
-    let plain = Command::new("systemd-analyze")
-        .args(["verify", "--man=no"])
-        .args(&paths)
-        .output()
-        .expect("verify");
-    let stderr = String::from_utf8_lossy(&plain.stderr);
-    assert!(
-        plain.status.success() && stderr.trim().is_empty(),
-        "systemd-analyze verify:\n{stderr}"
-    );
-    let dump = Command::new("systemd-analyze")
-        .env("SYSTEMD_LOG_LEVEL", "debug")
-        .args(["verify", "--man=no"])
-        .args(&paths)
-        .output()
-        .expect("verify");
-    let dump =
-        String::from_utf8_lossy(&dump.stdout).into_owned() + &String::from_utf8_lossy(&dump.stderr);
+    let dump = verify_units(&dir);
     // What systemd itself read, per unit.
     let expected: [(&str, &[&str]); 4] = [
         (
@@ -154,13 +113,7 @@ fn systemd_units_carry_kill_signal_timeout_restart_and_oneshot() {
         ),
     ];
     for (unit, lines) in expected {
-        let section = unit_dump(&dump, unit);
-        for line in lines {
-            assert!(
-                section.contains(&format!("\t\t{line}\n")),
-                "{unit}: systemd did not read {line:?}:\n{section}"
-            );
-        }
+        assert_read(&dump, unit, lines);
     }
 }
 
@@ -208,11 +161,7 @@ fn supervisord_sends_the_stop_signal_and_runs_oneshots_once() {
     }
 
     let out = app.path().join("out");
-    let mut daemon = Daemon::spawn(
-        supervisord(&app, &dir.join("app.conf")),
-        Signal::SIGTERM,
-        app.path().join("daemon.log"),
-    );
+    let mut daemon = start_supervisord(&app, &dir.join("app.conf"));
     let log = app.path().join("supervisord/supervisord.log");
     wait_until(&mut daemon, "web.1 to start", || {
         out.join("web.1.up").exists()
@@ -234,13 +183,6 @@ fn supervisord_sends_the_stop_signal_and_runs_oneshots_once() {
     );
     let log = read(&log);
     assert_eq!(log.matches("exited: app-seed-1").count(), 3, "{log}");
-}
-
-/// Whether runsv reports the service in `dir` down and wanted down: bytes 17
-/// (`u`/`d`: wanted state) and 19 (0: down) of `supervise/status`.
-pub(crate) fn runsv_down_for_good(dir: &Path) -> bool {
-    std::fs::read(dir.join("supervise/status"))
-        .is_ok_and(|status| status.len() == 20 && status[17] == b'd' && status[19] == 0)
 }
 
 #[test]
@@ -269,17 +211,7 @@ fn runit_control_script_sends_the_stop_signal_and_finish_ends_oneshots() {
     assert!(read(&dir.join("app-migrate-1/finish")).ends_with("\nexec sv down .\n"));
     assert!(read(&dir.join("app-seed-1/finish")).contains("if [ \"$1\" = 0 ]"));
 
-    let services = app.path().join("service");
-    let copied = Command::new("cp")
-        .arg("-a")
-        .arg(&dir)
-        .arg(&services)
-        .status()
-        .expect("cp");
-    assert!(copied.success());
-    let mut cmd = Command::new("runsvdir");
-    cmd.arg(&services);
-    let mut daemon = Daemon::spawn(cmd, Signal::SIGHUP, app.path().join("daemon.log"));
+    let (mut daemon, services) = start_runit(&app, &dir);
     let out = app.path().join("out");
     wait_until(&mut daemon, "web.1 to start", || {
         out.join("web.1.up").exists()
@@ -316,27 +248,8 @@ fn kubernetes_grace_prestop_signal_and_jobs_for_oneshots_validate() {
         return;
     }
     let app = settings_app();
-    let file = export(&app, "kubernetes").join("app.yaml");
-    let out = Command::new("kubernetes-validate")
-        .arg("--strict")
-        .arg(&file)
-        .output()
-        .expect("kubernetes-validate");
-    assert!(
-        out.status.success(),
-        "kubernetes-validate --strict:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = read(&file);
-    let docs: Vec<serde_yaml_ng::Value> = serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|doc| serde::Deserialize::deserialize(doc).expect("a YAML document"))
-        .collect();
-    let find = |name: &str| {
-        docs.iter()
-            .find(|d| d["metadata"]["name"].as_str() == Some(name) && d["kind"] != "Service")
-            .unwrap_or_else(|| panic!("no {name}:\n{text}"))
-    };
+    let docs = kubernetes_docs(&export(&app, "kubernetes").join("app.yaml"));
+    let find = |name: &str| workload(&docs, name);
     let pod = |name: &str| &find(name)["spec"]["template"]["spec"];
 
     let web = find("app-web");
@@ -385,17 +298,7 @@ fn compose_services_carry_stop_signal_grace_and_restart() {
     }
     let app = settings_app();
     let file = export(&app, "compose").join("compose.yaml");
-    let out = Command::new("check-jsonschema")
-        .args(["--builtin-schema", "vendor.compose-spec"])
-        .arg(&file)
-        .output()
-        .expect("check-jsonschema");
-    assert!(
-        out.status.success(),
-        "the Compose specification schema rejects the file:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_compose_valid(&file);
     let text = read(&file);
     assert!(
         text.contains("restart: \"no\"\n"),
@@ -443,17 +346,17 @@ fn launchd_plists_carry_exit_timeout_and_keep_alive() {
         );
         assert_eq!(job.get("RunAtLoad"), Some(&true.into()), "{file}");
         if python {
-            let out = Command::new("python3")
-                .args([
-                    "-c",
-                    "import json, plistlib, sys; j = plistlib.load(open(sys.argv[1], 'rb')); \
-                     print(json.dumps([j['KeepAlive'], j['ExitTimeOut']]))",
-                ])
-                .arg(&path)
-                .output()
-                .expect("python3");
-            assert!(out.status.success(), "plistlib: {out:?}");
-            let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+            let out = assert_succeeds(
+                Command::new("python3")
+                    .args([
+                        "-c",
+                        "import json, plistlib, sys; j = plistlib.load(open(sys.argv[1], 'rb')); \
+                         print(json.dumps([j['KeepAlive'], j['ExitTimeOut']]))",
+                    ])
+                    .arg(&path),
+                "plistlib",
+            );
+            let parsed: serde_json::Value = serde_json::from_slice(&out).expect("json");
             assert_eq!(parsed[1].as_u64(), Some(timeout), "plistlib: {file}");
         }
     }

@@ -4,14 +4,10 @@
 //! runsvdir run it once).
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
-
-use crate::export::{Daemon, current_user, supervisord};
 use crate::export_order::{PROCFILE, SETTINGS, ordered_app};
-use crate::export_settings::{read, runsv_down_for_good, wait_until};
+use crate::export_tools::*;
 use crate::support::*;
 
 /// Runs `ganger export FORMAT <tmp>/export`; returns the directory and stderr.
@@ -92,11 +88,7 @@ fn supervisord_runs_release_once_and_keeps_the_rest_up() {
             && conf.contains("\nautorestart=false\nstartsecs=0\n"),
         "{conf}"
     );
-    let mut daemon = Daemon::spawn(
-        supervisord(&app, &dir.join("app.conf")),
-        Signal::SIGTERM,
-        app.path().join("daemon.log"),
-    );
+    let mut daemon = start_supervisord(&app, &dir.join("app.conf"));
     let log = app.path().join("supervisord/supervisord.log");
     let out = app.path().join("out");
     wait_until(&mut daemon, "release to exit 0", || {
@@ -119,17 +111,7 @@ fn runit_runs_release_once_and_takes_it_down() {
     let app = ordered_app(SETTINGS);
     let (dir, _) = export(&app, "runit");
     assert!(read(&dir.join("app-release-1/finish")).ends_with("\nexec sv down .\n"));
-    let services = app.path().join("service");
-    let copied = Command::new("cp")
-        .arg("-a")
-        .arg(&dir)
-        .arg(&services)
-        .status()
-        .expect("cp");
-    assert!(copied.success());
-    let mut cmd = Command::new("runsvdir");
-    cmd.arg(&services);
-    let mut daemon = Daemon::spawn(cmd, Signal::SIGHUP, app.path().join("daemon.log"));
+    let (mut daemon, services) = start_runit(&app, &dir);
     let out = app.path().join("out");
     wait_until(&mut daemon, "release to run once and stay down", || {
         runsv_down_for_good(&services.join("app-release-1")) && out.join("release.runs").exists()

@@ -16,6 +16,7 @@ mod export;
 mod export_order;
 mod export_safety;
 mod export_settings;
+mod export_tools;
 mod export_unordered;
 mod foreman;
 mod help;
