@@ -6,15 +6,21 @@
 //! [`MAX_PIECE`] is cut into pieces at character boundaries, none lost; a final
 //! line without a newline is still relayed at end of file. A relay never
 //! decides anything: it reports end of output to the supervisor and stops.
+//!
+//! Its [`Taps`] see the output on the way: the formatted chunks go to the
+//! instance's ring for `ganger logs` (one copy per chunk, not per line), and
+//! the raw bytes of a pty to any attached client (one atomic load when none).
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::output::{LineFormat, Sink};
+use crate::taps::Entry;
 
 /// Bytes asked of the pipe per read.
 const READ_SIZE: usize = 128 * 1024;
@@ -44,6 +50,17 @@ impl LogWatch {
     }
 }
 
+/// What looks at one stream's output besides the writer.
+#[derive(Default)]
+pub struct Taps {
+    pub watch: Option<LogWatch>,
+    /// The instance's entry: its ring gets the formatted lines, and its
+    /// terminal (when this stream is its pty) the raw bytes.
+    pub entry: Option<Arc<Entry>>,
+    /// The run this stream belongs to: its end closes only that run's terminal.
+    pub run: u32,
+}
+
 /// Relays `fd` until end of file (or a read error, e.g. EIO from a pty), then
 /// sends `id` on `closed`.
 pub async fn relay(
@@ -52,26 +69,27 @@ pub async fn relay(
     sink: Sink,
     id: usize,
     closed: UnboundedSender<usize>,
-    watch: Option<LogWatch>,
+    mut taps: Taps,
 ) {
     // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open and the
     // same for the AsyncFd's whole life.
     match unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) } {
         Ok(fd) => {
-            read_lines(&fd, &mut format, &sink, watch).await;
+            read_lines(&fd, &mut format, &sink, &mut taps).await;
             crate::pipes::release(fd.get_ref());
         }
         Err(failed) => crate::pipes::release(&failed.into_parts().0),
     }
+    if let Some(terminal) = taps.entry.as_ref().and_then(|e| e.terminal.as_ref()) {
+        terminal.close(taps.run);
+    }
     let _ = closed.send(id);
 }
 
-async fn read_lines(
-    fd: &AsyncFd<OwnedFd>,
-    format: &mut LineFormat,
-    sink: &Sink,
-    mut watch: Option<LogWatch>,
-) {
+async fn read_lines(fd: &AsyncFd<OwnedFd>, format: &mut LineFormat, sink: &Sink, taps: &mut Taps) {
+    let watch = &mut taps.watch;
+    let entry = taps.entry.as_deref();
+    let terminal = entry.and_then(|e| e.terminal.as_ref());
     // The start of a line whose newline has not come yet (shorter than
     // MAX_PIECE), kept between reads while the read buffer goes back to the pool.
     let mut pending: Vec<u8> = Vec::new();
@@ -94,6 +112,9 @@ async fn read_lines(
             Err(_would_block) => continue,
         };
         let filled = pending.len() + n;
+        if let Some(terminal) = terminal {
+            terminal.output(&buf[pending.len()..filled]);
+        }
         // Off the hot path once matched: only a type waiting on a pattern pays.
         if watch.as_ref().is_some_and(|w| w.looks_at(&buf[..filled]))
             && let Some(done) = watch.take()
@@ -107,6 +128,9 @@ async fn read_lines(
             let mut out = sink.buffer((left + left / 4 + 128).min(OUT_CHUNK + 4096));
             let (consumed, full) = frame(&buf[used..filled], format, &mut out, OUT_CHUNK);
             used += consumed;
+            if let Some(entry) = entry {
+                entry.log().push(&out);
+            }
             sink.send(out).await;
             if !full {
                 break;
@@ -130,6 +154,9 @@ async fn read_lines(
         format.refresh();
         let mut out = sink.buffer(pending.len() + 128);
         format.push(&mut out, &pending);
+        if let Some(entry) = entry {
+            entry.log().push(&out);
+        }
         sink.send(out).await;
     }
 }
