@@ -10,6 +10,7 @@
 pub mod ring;
 pub mod terminal;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use self::ring::Ring;
@@ -42,8 +43,16 @@ impl Entry {
 /// Every instance's taps, in the order they were first started.
 #[derive(Debug)]
 pub struct Registry {
-    entries: Mutex<Vec<Arc<Entry>>>,
+    inner: Mutex<Inner>,
     lines: usize,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    entries: Vec<Arc<Entry>>,
+    /// Name -> position in `entries`: every spawn looks its entry up, and
+    /// an app may have thousands of instances.
+    by_name: HashMap<String, usize>,
 }
 
 impl Registry {
@@ -51,22 +60,22 @@ impl Registry {
     #[must_use]
     pub fn new(lines: usize) -> Self {
         Registry {
-            entries: Mutex::new(Vec::new()),
+            inner: Mutex::new(Inner::default()),
             lines,
         }
     }
 
-    fn entries(&self) -> MutexGuard<'_, Vec<Arc<Entry>>> {
-        self.entries
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The entry of instance `name` of type `kind`, made on first use.
     pub fn entry(&self, name: &str, kind: &str, tty: bool) -> Arc<Entry> {
-        let mut entries = self.entries();
-        if let Some(entry) = entries.iter().find(|e| e.name == name) {
-            return Arc::clone(entry);
+        let mut inner = self.inner();
+        if let Some(&at) = inner.by_name.get(name) {
+            return Arc::clone(&inner.entries[at]);
         }
         let entry = Arc::new(Entry {
             name: name.to_string(),
@@ -74,25 +83,26 @@ impl Registry {
             log: Mutex::new(Ring::new(self.lines, ring::MAX_BYTES)),
             terminal: tty.then(Terminal::default),
         });
-        entries.push(Arc::clone(&entry));
+        let at = inner.entries.len();
+        inner.entries.push(Arc::clone(&entry));
+        inner.by_name.insert(name.to_string(), at);
         entry
     }
 
     /// The entry of instance `name`, or of the first instance of type `name`.
     #[must_use]
     pub fn find(&self, name: &str) -> Option<Arc<Entry>> {
-        let entries = self.entries();
-        entries
-            .iter()
-            .find(|e| e.name == name)
-            .or_else(|| entries.iter().find(|e| e.kind == name))
-            .cloned()
+        let inner = self.inner();
+        match inner.by_name.get(name) {
+            Some(&at) => Some(Arc::clone(&inner.entries[at])),
+            None => inner.entries.iter().find(|e| e.kind == name).cloned(),
+        }
     }
 
     /// The entries `targets` name (types or instances; none: all), in order;
     /// an unknown target is an error naming it.
     pub fn select(&self, targets: &[String]) -> Result<Vec<Arc<Entry>>, String> {
-        let entries = self.entries();
+        let entries = &self.inner().entries;
         if targets.is_empty() {
             return Ok(entries.clone());
         }
@@ -109,5 +119,45 @@ impl Registry {
             .filter(|e| targets.iter().any(|t| t == &e.name || t == &e.kind))
             .cloned()
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_types_or_instances_in_start_order() {
+        let taps = Registry::new(DEFAULT_LINES);
+        for (name, kind) in [("web.1", "web"), ("worker.1", "worker"), ("web.2", "web")] {
+            taps.entry(name, kind, false);
+        }
+        let names = |targets: &[&str]| {
+            let targets: Vec<String> = targets.iter().map(ToString::to_string).collect();
+            taps.select(&targets)
+                .map(|found| found.iter().map(|e| e.name.clone()).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            names(&[]),
+            Ok(vec!["web.1".into(), "worker.1".into(), "web.2".into()])
+        );
+        assert_eq!(names(&["web"]), Ok(vec!["web.1".into(), "web.2".into()]));
+        assert_eq!(
+            names(&["web.2", "worker"]),
+            Ok(vec!["worker.1".into(), "web.2".into()])
+        );
+        assert!(names(&["clock"]).is_err());
+        assert_eq!(
+            taps.find("web").map(|e| e.name.clone()),
+            Some("web.1".into())
+        );
+        assert_eq!(
+            taps.find("web.2").map(|e| e.name.clone()),
+            Some("web.2".into())
+        );
+        assert!(Arc::ptr_eq(
+            &taps.entry("web.2", "web", false),
+            &taps.entry("web.2", "web", false)
+        ));
     }
 }

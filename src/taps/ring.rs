@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 /// Bytes kept per instance, whatever the line count allows.
 pub const MAX_BYTES: usize = 1024 * 1024;
 /// Chunks a follower (`logs -f`) may fall behind before it is let go.
-pub const FOLLOW_QUEUE: usize = 256;
+pub const FOLLOW_QUEUE: usize = 64;
 
 /// One instance's recent output.
 #[derive(Debug)]

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 /// Clients attached to one instance at once.
 pub const MAX_CLIENTS: usize = 16;
 /// Chunks of output a client may fall behind before it is let go.
-pub const CLIENT_QUEUE: usize = 1024;
+pub const CLIENT_QUEUE: usize = 64;
 
 /// One instance's terminal.
 #[derive(Debug, Default)]
