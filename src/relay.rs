@@ -8,7 +8,7 @@
 //! decides anything: it reports end of output to the supervisor and stops.
 //!
 //! Its [`Taps`] see the output on the way: the formatted chunks go to the
-//! instance's ring for `ganger logs` (one copy per chunk, not per line), and
+//! instance's ring for `ganger logs` (shared with the writer, not copied), and
 //! the raw bytes of a pty to any attached client (one atomic load when none).
 
 use std::io;
@@ -128,10 +128,7 @@ async fn read_lines(fd: &AsyncFd<OwnedFd>, format: &mut LineFormat, sink: &Sink,
             let mut out = sink.buffer((left + left / 4 + 128).min(OUT_CHUNK + 4096));
             let (consumed, full) = frame(&buf[used..filled], format, &mut out, OUT_CHUNK);
             used += consumed;
-            if let Some(entry) = entry {
-                entry.log().push(&out);
-            }
-            sink.send(out).await;
+            keep_and_send(entry, sink, out).await;
             if !full {
                 break;
             }
@@ -154,10 +151,20 @@ async fn read_lines(fd: &AsyncFd<OwnedFd>, format: &mut LineFormat, sink: &Sink,
         format.refresh();
         let mut out = sink.buffer(pending.len() + 128);
         format.push(&mut out, &pending);
-        if let Some(entry) = entry {
-            entry.log().push(&out);
+        keep_and_send(entry, sink, out).await;
+    }
+}
+
+/// Hands formatted output to the writer, and to the instance's log ring
+/// (which shares the buffer rather than copying it).
+async fn keep_and_send(entry: Option<&Entry>, sink: &Sink, out: Vec<u8>) {
+    match entry {
+        Some(entry) if !out.is_empty() => {
+            let out = Arc::new(out);
+            entry.log().push(&out, |old| sink.recycle(old));
+            sink.send_shared(out).await;
         }
-        sink.send(out).await;
+        _ => sink.send(out).await,
     }
 }
 

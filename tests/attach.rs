@@ -141,3 +141,33 @@ fn logs_gives_the_last_lines_and_follow_only_new_ones() {
     );
     ganger.finish(LIMIT);
 }
+
+#[test]
+fn logs_keep_the_stream_format_and_a_huge_line_is_kept_cut() {
+    let app = App::with_procfile(
+        "big: head -c 3000000 /dev/zero | tr '\\0' x; echo; echo after; sleep 1000\n",
+    );
+    let mut ganger = app.spawn(&["start", "--log-format", "json"]);
+    ganger.wait_for("\"line\":\"after\"", LIMIT);
+    let run = app.run(&["logs", "big", "-n", "1000"]);
+    run.assert_code(0);
+    // At most the ring's 1 MiB, in whole JSON lines, the last one `after`.
+    assert!(
+        run.stdout.len() <= 1024 * 1024,
+        "{} bytes",
+        run.stdout.len()
+    );
+    assert!(run.stdout.len() > 512 * 1024, "{} bytes", run.stdout.len());
+    let lines: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(
+        lines.last().map(|v| v["line"].clone()),
+        Some("after".into())
+    );
+    assert!(lines.iter().all(|v| v["process"] == "big.1"));
+    ganger.signal("TERM");
+    ganger.finish(LIMIT);
+}
