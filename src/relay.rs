@@ -126,9 +126,17 @@ async fn read_lines(fd: &AsyncFd<OwnedFd>, format: &mut LineFormat, sink: &Sink,
         loop {
             let left = filled - used;
             let mut out = sink.buffer((left + left / 4 + 128).min(OUT_CHUNK + 4096));
-            let (consumed, full) = frame(&buf[used..filled], format, &mut out, OUT_CHUNK);
+            let mut lines = 0;
+            let (consumed, full) = frame_pieces(
+                &buf[used..filled],
+                format,
+                &mut out,
+                OUT_CHUNK,
+                MAX_PIECE,
+                &mut lines,
+            );
             used += consumed;
-            keep_and_send(entry, sink, out).await;
+            keep_and_send(entry, sink, out, lines).await;
             if !full {
                 break;
             }
@@ -151,17 +159,17 @@ async fn read_lines(fd: &AsyncFd<OwnedFd>, format: &mut LineFormat, sink: &Sink,
         format.refresh();
         let mut out = sink.buffer(pending.len() + 128);
         format.push(&mut out, &pending);
-        keep_and_send(entry, sink, out).await;
+        keep_and_send(entry, sink, out, 1).await;
     }
 }
 
-/// Hands formatted output to the writer, and to the instance's log ring
-/// (which shares the buffer rather than copying it).
-async fn keep_and_send(entry: Option<&Entry>, sink: &Sink, out: Vec<u8>) {
+/// Hands `lines` formatted lines to the writer, and to the instance's log
+/// ring (which shares the buffer rather than copying it).
+async fn keep_and_send(entry: Option<&Entry>, sink: &Sink, out: Vec<u8>, lines: usize) {
     match entry {
         Some(entry) if !out.is_empty() => {
             let out = Arc::new(out);
-            entry.log().push(&out, |old| sink.recycle(old));
+            entry.log().push(&out, lines, |old| sink.recycle(old));
             sink.send_shared(out).await;
         }
         _ => sink.send(out).await,
@@ -180,7 +188,7 @@ fn read_fd(fd: std::os::fd::RawFd, buf: &mut [u8]) -> io::Result<usize> {
 /// limit (whole lines may follow); otherwise the rest is the start of an
 /// unfinished line, shorter than [`MAX_PIECE`].
 pub fn frame(data: &[u8], format: &LineFormat, out: &mut Vec<u8>, limit: usize) -> (usize, bool) {
-    frame_pieces(data, format, out, limit, MAX_PIECE)
+    frame_pieces(data, format, out, limit, MAX_PIECE, &mut 0)
 }
 
 fn frame_pieces(
@@ -189,6 +197,7 @@ fn frame_pieces(
     out: &mut Vec<u8>,
     limit: usize,
     piece: usize,
+    lines: &mut usize,
 ) -> (usize, bool) {
     let mut start = 0;
     for end in memchr::memchr_iter(b'\n', data) {
@@ -196,9 +205,11 @@ fn frame_pieces(
         while end - line_start > piece {
             let cut = piece_end(&data[..end], line_start, piece);
             format.push(out, &data[line_start..cut]);
+            *lines += 1;
             line_start = cut;
         }
         format.push(out, &data[line_start..end]);
+        *lines += 1;
         start = end + 1;
         if out.len() >= limit {
             return (start, true);
@@ -207,6 +218,7 @@ fn frame_pieces(
     while data.len() - start >= piece {
         let cut = piece_end(data, start, piece);
         format.push(out, &data[start..cut]);
+        *lines += 1;
         start = cut;
         if out.len() >= limit {
             return (start, true);
@@ -328,7 +340,7 @@ mod tests {
             }
             data.push(b'\n');
             let mut out = Vec::new();
-            let (used, full) = frame_pieces(&data, &fmt(true), &mut out, usize::MAX, piece);
+            let (used, full) = frame_pieces(&data, &fmt(true), &mut out, usize::MAX, piece, &mut 0);
             prop_assert_eq!((used, full), (data.len(), false));
             let joined = json_text(&out);
             prop_assert!(!joined.contains(char::REPLACEMENT_CHARACTER), "a replacement character");
@@ -341,7 +353,7 @@ mod tests {
             piece in 4usize..12,
         ) {
             let mut out = Vec::new();
-            let (used, _) = frame_pieces(&data, &fmt(false), &mut out, usize::MAX, piece);
+            let (used, _) = frame_pieces(&data, &fmt(false), &mut out, usize::MAX, piece, &mut 0);
             prop_assert!(data.len() - used < piece);
             let mut relayed = Vec::new();
             for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {

@@ -2,8 +2,8 @@
 //! timestamp, color or JSON included), for `ganger logs`.
 //!
 //! The ring keeps the relay's formatted chunks themselves, shared with the
-//! writer rather than copied: pushing one costs a `memchr` count of its lines
-//! and a reference, and a chunk dropped from the front gives its buffer back
+//! writer rather than copied: pushing one costs a reference and a lock (the
+//! relay counted its lines while framing them), and a chunk dropped from the front gives its buffer back
 //! for reuse. A short chunk in a large buffer is copied instead, so that the
 //! buffers kept stay near the bytes they hold. Both the lines and the bytes
 //! are capped; whole chunks go first, oldest first, and [`Ring::tail`] never
@@ -49,10 +49,11 @@ impl Ring {
         }
     }
 
-    /// Adds a chunk of formatted lines (each ending in a newline; a missing
-    /// last newline is added), dropping the oldest chunks past the caps;
-    /// `recycle` gets the buffers of dropped chunks nobody else holds.
-    pub fn push(&mut self, chunk: &Arc<Vec<u8>>, mut recycle: impl FnMut(Vec<u8>)) {
+    /// Adds a chunk of `lines` formatted lines (each ending in a newline; a
+    /// missing last newline is added), dropping the oldest chunks past the
+    /// caps; `recycle` gets the buffers of dropped chunks nobody else holds.
+    /// The relay counted the lines as it framed them: no second pass here.
+    pub fn push(&mut self, chunk: &Arc<Vec<u8>>, lines: usize, mut recycle: impl FnMut(Vec<u8>)) {
         if chunk.is_empty() {
             return;
         }
@@ -65,7 +66,6 @@ impl Ring {
             return;
         }
         let complete = chunk.ends_with(b"\n");
-        let lines = memchr::memchr_iter(b'\n', chunk).count() + usize::from(!complete);
         let kept = if complete && chunk.capacity() <= 2 * chunk.len() + 4096 {
             Arc::clone(chunk)
         } else {
@@ -160,8 +160,9 @@ mod tests {
     }
 
     fn push(ring: &mut Ring, chunk: &Arc<Vec<u8>>) -> usize {
+        let lines = chunk.split(|&b| b == b'\n').count() - usize::from(chunk.ends_with(b"\n"));
         let mut recycled = 0;
-        ring.push(chunk, |_| recycled += 1);
+        ring.push(chunk, lines, |_| recycled += 1);
         recycled
     }
 
