@@ -15,6 +15,7 @@ pub mod order;
 pub mod probes;
 pub mod rules;
 pub mod shutdown;
+mod taps;
 #[cfg(test)]
 mod tests;
 
@@ -367,34 +368,6 @@ impl Edge<'_> {
             pid: spawned.pid,
             streams: count,
         })
-    }
-
-    /// What the relays of run `run` of instance `index` feed besides the
-    /// output: its log ring and terminal, and its readiness pattern.
-    fn taps(&self, index: usize, run: u32) -> relay::Taps {
-        let spec = &self.core.instance(index).spec;
-        let entry = self
-            .taps
-            .entry(&spec.ps(), &spec.name, self.tty.contains(&spec.name));
-        relay::Taps {
-            watch: self.log_watch(index, run),
-            entry: Some(entry),
-            run,
-        }
-    }
-
-    /// Lets `attach` and `start -i` reach the pty of the run just spawned.
-    fn open_terminal(&self, index: usize) {
-        let instance = self.core.instance(index);
-        let Some(pty) = self.ptys.get(&index) else {
-            return;
-        };
-        let entry = self
-            .taps
-            .entry(&instance.spec.ps(), &instance.spec.name, true);
-        if let (Some(terminal), Ok(master)) = (&entry.terminal, pty.try_clone()) {
-            terminal.open(instance.run, master);
-        }
     }
 
     /// The relay's watch for a `ready = { log = ... }` pattern, if the type has one.
