@@ -171,6 +171,18 @@ pub enum Command {
     #[command(after_help = "Examples:\n  ganger quit")]
     Quit,
 
+    /// Connect this terminal to an instance's pseudo-terminal (it must run with --tty)
+    #[command(
+        after_help = "Examples:\n  ganger attach web.1\n  ganger attach web                 # its first instance\n  ganger attach worker.2 --detach-keys ctrl-p,ctrl-q"
+    )]
+    Attach(AttachArgs),
+
+    /// Print the running app's recent output, and with -f what follows
+    #[command(
+        after_help = "Examples:\n  ganger logs\n  ganger logs web -n 20\n  ganger logs worker.2 -f -n 0     # only what comes next"
+    )]
+    Logs(LogsArgs),
+
     /// Exit 0 when every instance of the running app that should run is ready; otherwise exit 1 and say what is not
     #[command(after_help = "Examples:\n  ganger health
   HEALTHCHECK CMD ganger health          # in a Dockerfile\n  until ganger health; do sleep 1; done   # wait for the app")]
@@ -304,6 +316,46 @@ pub struct RequiredTargetArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct AttachArgs {
+    /// An instance (`web.1`), or a type for its first instance (`web`)
+    #[arg(value_name = "INSTANCE")]
+    pub target: String,
+
+    /// Keys that detach, typed in a row: a comma list of `ctrl-X` or single characters
+    #[arg(long, env = "GANGER_DETACH_KEYS", value_name = "KEYS", default_value = crate::control::attach::DEFAULT_DETACH_KEYS, value_parser = parse_detach_keys)]
+    pub detach_keys: DetachKeys,
+}
+
+/// `--detach-keys` as given and as bytes.
+#[derive(Debug, Clone)]
+pub struct DetachKeys {
+    pub text: String,
+    pub bytes: Vec<u8>,
+}
+
+fn parse_detach_keys(text: &str) -> Result<DetachKeys, String> {
+    Ok(DetachKeys {
+        text: text.to_string(),
+        bytes: crate::control::attach::parse_detach_keys(text)?,
+    })
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogsArgs {
+    /// Process types (`web`) or instances (`web.2`) [default: every instance]
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+
+    /// Lines of each target to print, from the end
+    #[arg(short = 'n', long, value_name = "N", default_value_t = crate::control::protocol::DEFAULT_LOG_LINES)]
+    pub lines: usize,
+
+    /// Keep printing new lines until Ctrl-C or the app's end (also -f after `logs`)
+    #[arg(long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct ScaleArgs {
     /// New instance counts: TYPE=N[,TYPE=N...]
     #[arg(value_name = "TYPE=N")]
@@ -350,6 +402,14 @@ pub struct StartArgs {
     /// Give these types (comma list; none or `all` = every type) a pseudo-terminal as stdout and stderr
     #[arg(long, env = "GANGER_TTY", value_name = "TYPES", num_args = 0..=1, default_missing_value = "all", value_delimiter = ',')]
     pub tty: Option<Vec<String>>,
+
+    /// Forward this terminal's input, line by line, to this type's first instance (or the instance named), which gets a pseudo-terminal: for debuggers
+    #[arg(short = 'i', long, env = "GANGER_INTERACTIVE", value_name = "NAME")]
+    pub interactive: Option<String>,
+
+    /// Lines of output kept per instance for `ganger logs` (at most 1 MiB of them)
+    #[arg(long, env = "GANGER_LOG_LINES", value_name = "N", default_value_t = crate::taps::DEFAULT_LINES)]
+    pub log_lines: usize,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -471,6 +531,25 @@ pub struct RunArgs {
     pub command: Vec<OsString>,
 }
 
+/// `ganger logs -f` follows, as `tail -f` does, although `-f` names the
+/// Procfile everywhere else: after `logs`, a lone `-f` becomes `--follow`
+/// (the Procfile can still be named before `logs`, or with `--procfile`).
+#[must_use]
+pub fn logs_follow_flag(mut args: Vec<OsString>) -> Vec<OsString> {
+    let Some(at) = args.iter().skip(1).position(|a| a == "logs") else {
+        return args;
+    };
+    for arg in args.iter_mut().skip(at + 2) {
+        if arg == "--" {
+            break;
+        }
+        if arg == "-f" {
+            *arg = OsString::from("--follow");
+        }
+    }
+    args
+}
+
 /// The longest timeout accepted: a day. Longer is a typo, and deadlines far
 /// beyond it would overflow the clock.
 const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
@@ -512,6 +591,21 @@ mod tests {
         assert!(parse_timeout("1e19").is_err());
         assert_eq!(parse_timeout("86400"), Ok(MAX_TIMEOUT));
         assert!(parse_timeout("86400.5").is_err());
+    }
+
+    #[test]
+    fn after_logs_dash_f_follows() {
+        let args = |list: &[&str]| list.iter().map(OsString::from).collect::<Vec<_>>();
+        let parse = |list: &[&str]| Cli::try_parse_from(logs_follow_flag(args(list)));
+        let cli = parse(&["ganger", "-f", "P", "logs", "web", "-f", "-n", "0"]).expect("parse");
+        assert_eq!(cli.app.procfile, Some(PathBuf::from("P")));
+        let Command::Logs(logs) = cli.command else {
+            panic!("not logs")
+        };
+        assert!(logs.follow);
+        assert_eq!((logs.targets, logs.lines), (vec!["web".to_string()], 0));
+        let unchanged = args(&["ganger", "start", "-f", "logs"]);
+        assert_eq!(logs_follow_flag(unchanged.clone()), unchanged);
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod env;
 pub mod error;
 pub mod export;
 pub mod formation;
+pub mod interactive;
 pub mod keeper;
 pub mod os;
 pub mod output;
@@ -33,6 +34,7 @@ pub mod signals;
 pub mod spawn;
 pub mod stdout;
 pub mod supervisor;
+pub mod taps;
 pub mod textfile;
 pub mod tty;
 
@@ -81,6 +83,21 @@ pub fn run(cli: Cli, settings: &settings::Settings) -> Result<i32> {
         Command::Scale(args) => client(&source, &Request::Scale { spec: args.spec }),
         Command::Quit => client(&source, &Request::Quit),
         Command::Health => client(&source, &Request::Health),
+        Command::Attach(args) => control::attach::attach(
+            &config::socket_path(&source),
+            &args.target,
+            args.detach_keys.bytes,
+            &args.detach_keys.text,
+        ),
+        Command::Logs(args) => {
+            let request = Request::Logs {
+                targets: args.targets,
+                lines: args.lines,
+                follow: args.follow,
+            };
+            control::client::logs(&config::socket_path(&source), &request)?;
+            Ok(0)
+        }
         Command::Export(args) => {
             let app = load(&source, settings)?;
             export::export(&app, &args.options())
@@ -106,13 +123,23 @@ pub fn run(cli: Cli, settings: &settings::Settings) -> Result<i32> {
             // Before anything slow: signals that arrive now wait for their handlers.
             os::block_acted_on();
             let app = load(&source, settings)?;
+            let interactive = match &args.interactive {
+                Some(name) => Some(interactive::resolve(&app.procfile, name)?),
+                None => None,
+            };
+            let mut tty = app.tty(args.tty.as_deref().unwrap_or_default())?;
+            if let Some((kind, _)) = &interactive {
+                tty.insert(kind);
+            }
             let release = !args.no_release
                 && (args.processes.is_empty()
                     || args.processes.iter().any(|p| p == supervisor::RELEASE));
             let options = supervisor::Options {
                 only: args.processes,
                 policy: app.policy(&args.policy.restart, &args.policy.can_die)?,
-                tty: app.tty(args.tty.as_deref().unwrap_or_default())?,
+                tty,
+                interactive: interactive.map(|(_, instance)| instance),
+                log_lines: args.log_lines,
                 timestamp: !args.output.no_timestamp,
                 color: output::color_enabled(args.output.color),
                 json: args.output.log_format == output::LogFormat::Json,

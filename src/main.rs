@@ -2,7 +2,7 @@ fn main() {
     // Before anything else: note the signal state we were given, so children
     // start with it rather than with ours.
     ganger::os::record_inherited_signals();
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args = ganger::cli::logs_follow_flag(std::env::args_os().collect());
     let (cli, settings) = match ganger::settings::parse(&args) {
         Ok(parsed) => parsed,
         Err(ganger::settings::Failure::Clap(e)) => e.exit(),

@@ -6,15 +6,21 @@
 //! [`MAX_PIECE`] is cut into pieces at character boundaries, none lost; a final
 //! line without a newline is still relayed at end of file. A relay never
 //! decides anything: it reports end of output to the supervisor and stops.
+//!
+//! Its [`Taps`] see the output on the way: the formatted chunks go to the
+//! instance's ring for `ganger logs` (shared with the writer, not copied), and
+//! the raw bytes of a pty to any attached client (one atomic load when none).
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::output::{LineFormat, Sink};
+use crate::taps::Entry;
 
 /// Bytes asked of the pipe per read.
 const READ_SIZE: usize = 128 * 1024;
@@ -69,6 +75,17 @@ impl LogWatch {
     }
 }
 
+/// What looks at one stream's output besides the writer.
+#[derive(Default)]
+pub struct Taps {
+    pub watch: Option<LogWatch>,
+    /// The instance's entry: its ring gets the formatted lines, and its
+    /// terminal (when this stream is its pty) the raw bytes.
+    pub entry: Option<Arc<Entry>>,
+    /// The run this stream belongs to: its end closes only that run's terminal.
+    pub run: u32,
+}
+
 /// Relays `fd` until end of file (or a read error, e.g. EIO from a pty), then
 /// sends `id` on `closed`.
 pub async fn relay(
@@ -77,26 +94,27 @@ pub async fn relay(
     sink: Sink,
     id: usize,
     closed: UnboundedSender<usize>,
-    watch: Option<LogWatch>,
+    mut taps: Taps,
 ) {
     // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open and the
     // same for the AsyncFd's whole life.
     match unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) } {
         Ok(fd) => {
-            read_lines(&fd, &mut format, &sink, watch).await;
+            read_lines(&fd, &mut format, &sink, &mut taps).await;
             crate::pipes::release(fd.get_ref());
         }
         Err(failed) => crate::pipes::release(&failed.into_parts().0),
     }
+    if let Some(terminal) = taps.entry.as_ref().and_then(|e| e.terminal.as_ref()) {
+        terminal.close(taps.run);
+    }
     let _ = closed.send(id);
 }
 
-async fn read_lines(
-    fd: &AsyncFd<OwnedFd>,
-    format: &mut LineFormat,
-    sink: &Sink,
-    mut watch: Option<LogWatch>,
-) {
+async fn read_lines(fd: &AsyncFd<OwnedFd>, format: &mut LineFormat, sink: &Sink, taps: &mut Taps) {
+    let watch = &mut taps.watch;
+    let entry = taps.entry.as_deref();
+    let terminal = entry.and_then(|e| e.terminal.as_ref());
     // The start of a line whose newline has not come yet (shorter than
     // MAX_PIECE), kept between reads while the read buffer goes back to the pool.
     let mut pending: Vec<u8> = Vec::new();
@@ -119,6 +137,9 @@ async fn read_lines(
             Err(_would_block) => continue,
         };
         let filled = pending.len() + n;
+        if let Some(terminal) = terminal {
+            terminal.output(&buf[pending.len()..filled]);
+        }
         // Off the hot path once matched: only a type waiting on a pattern pays.
         if watch.as_ref().is_some_and(|w| w.looks_at(&buf[..filled]))
             && let Some(done) = watch.take()
@@ -130,9 +151,17 @@ async fn read_lines(
         loop {
             let left = filled - used;
             let mut out = sink.buffer((left + left / 4 + 128).min(OUT_CHUNK + 4096));
-            let (consumed, full) = frame(&buf[used..filled], format, &mut out, OUT_CHUNK);
+            let mut lines = 0;
+            let (consumed, full) = frame_pieces(
+                &buf[used..filled],
+                format,
+                &mut out,
+                OUT_CHUNK,
+                MAX_PIECE,
+                &mut lines,
+            );
             used += consumed;
-            sink.send(out).await;
+            keep_and_send(entry, sink, out, lines).await;
             if !full {
                 break;
             }
@@ -155,7 +184,20 @@ async fn read_lines(
         format.refresh();
         let mut out = sink.buffer(pending.len() + 128);
         format.push(&mut out, &pending);
-        sink.send(out).await;
+        keep_and_send(entry, sink, out, 1).await;
+    }
+}
+
+/// Hands `lines` formatted lines to the writer, and to the instance's log
+/// ring (which shares the buffer rather than copying it).
+async fn keep_and_send(entry: Option<&Entry>, sink: &Sink, out: Vec<u8>, lines: usize) {
+    match entry {
+        Some(entry) if !out.is_empty() => {
+            let out = Arc::new(out);
+            entry.log().push(&out, lines, |old| sink.recycle(old));
+            sink.send_shared(out).await;
+        }
+        _ => sink.send(out).await,
     }
 }
 
@@ -171,7 +213,7 @@ fn read_fd(fd: std::os::fd::RawFd, buf: &mut [u8]) -> io::Result<usize> {
 /// limit (whole lines may follow); otherwise the rest is the start of an
 /// unfinished line, shorter than [`MAX_PIECE`].
 pub fn frame(data: &[u8], format: &LineFormat, out: &mut Vec<u8>, limit: usize) -> (usize, bool) {
-    frame_pieces(data, format, out, limit, MAX_PIECE)
+    frame_pieces(data, format, out, limit, MAX_PIECE, &mut 0)
 }
 
 fn frame_pieces(
@@ -180,6 +222,7 @@ fn frame_pieces(
     out: &mut Vec<u8>,
     limit: usize,
     piece: usize,
+    lines: &mut usize,
 ) -> (usize, bool) {
     let mut start = 0;
     for end in memchr::memchr_iter(b'\n', data) {
@@ -187,9 +230,11 @@ fn frame_pieces(
         while end - line_start > piece {
             let cut = piece_end(&data[..end], line_start, piece);
             format.push(out, &data[line_start..cut]);
+            *lines += 1;
             line_start = cut;
         }
         format.push(out, &data[line_start..end]);
+        *lines += 1;
         start = end + 1;
         if out.len() >= limit {
             return (start, true);
@@ -198,6 +243,7 @@ fn frame_pieces(
     while data.len() - start >= piece {
         let cut = piece_end(data, start, piece);
         format.push(out, &data[start..cut]);
+        *lines += 1;
         start = cut;
         if out.len() >= limit {
             return (start, true);
@@ -319,7 +365,7 @@ mod tests {
             }
             data.push(b'\n');
             let mut out = Vec::new();
-            let (used, full) = frame_pieces(&data, &fmt(true), &mut out, usize::MAX, piece);
+            let (used, full) = frame_pieces(&data, &fmt(true), &mut out, usize::MAX, piece, &mut 0);
             prop_assert_eq!((used, full), (data.len(), false));
             let joined = json_text(&out);
             prop_assert!(!joined.contains(char::REPLACEMENT_CHARACTER), "a replacement character");
@@ -332,7 +378,7 @@ mod tests {
             piece in 4usize..12,
         ) {
             let mut out = Vec::new();
-            let (used, _) = frame_pieces(&data, &fmt(false), &mut out, usize::MAX, piece);
+            let (used, _) = frame_pieces(&data, &fmt(false), &mut out, usize::MAX, piece, &mut 0);
             prop_assert!(data.len() - used < piece);
             let mut relayed = Vec::new();
             for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {

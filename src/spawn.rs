@@ -1,5 +1,5 @@
 //! Starting one instance: `/bin/sh -c COMMAND` in its own process group, stdin
-//! from /dev/null, stdout and stderr into pipes (or a pty), an explicit environment, and
+//! from /dev/null (or the pty), stdout and stderr into pipes (or a pty), an explicit environment, and
 //! the signal state and file limit ganger itself was started with.
 //!
 //! This module forks and nothing else: it never waits (the reaper does).
@@ -72,13 +72,18 @@ pub fn spawn(
         Streams::Tty(_) => Some(stdout_read.try_clone()?),
         Streams::Shared | Streams::Split => None,
     };
+    // On a pty, stdin is the pty too: `attach` and `start -i` type into it.
+    let stdin = match streams {
+        Streams::Tty(_) => Stdio::from(stdout_write.try_clone()?),
+        Streams::Shared | Streams::Split => Stdio::null(),
+    };
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(shell_command(command))
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(root)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::from(stdout_write))
         .stderr(Stdio::from(stderr_write));
     let session = pty.is_some();

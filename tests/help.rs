@@ -22,6 +22,8 @@ const COMMANDS: &[&str] = &[
     "stop",
     "scale",
     "quit",
+    "attach",
+    "logs",
     "completions",
     "man",
 ];

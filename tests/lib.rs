@@ -7,6 +7,7 @@
 
 mod support;
 
+mod attach;
 mod check;
 mod container;
 mod control;

@@ -309,6 +309,13 @@ impl Running {
         }
     }
 
+    /// The next stdout line, if one comes within `limit`.
+    pub fn try_line(&mut self, limit: Duration) -> Option<String> {
+        let line = self.lines.recv_timeout(limit).ok()?;
+        self.seen.push(line.clone());
+        Some(line)
+    }
+
     /// Sends a signal to ganger.
     pub fn signal(&self, sig: &str) {
         let status = Command::new("kill")
@@ -434,18 +441,41 @@ impl App {
 
     /// Starts `ganger ARGS` on a new pseudo-terminal of `(cols, rows)`.
     pub fn spawn_in_sized_pty(&self, args: &[&str], size: Option<(u16, u16)>) -> Pty {
-        use std::os::unix::process::CommandExt;
-
         let size = size.map(|(cols, rows)| nix::pty::Winsize {
             ws_row: rows,
             ws_col: cols,
             ws_xpixel: 0,
             ws_ypixel: 0,
         });
-        let pty = nix::pty::openpty(size.as_ref(), None).expect("openpty");
         let mut cmd = self.ganger();
-        cmd.args(args)
-            .stdin(Stdio::from(pty.slave.try_clone().expect("dup")))
+        cmd.args(args);
+        Pty::start(cmd, size)
+    }
+
+    /// Runs `script` with `sh -c` on a new pseudo-terminal, in the app's
+    /// directory and environment (`$GANGER` is the binary under test).
+    pub fn shell_in_pty(&self, script: &str) -> Pty {
+        let mut sh = Command::new("/bin/sh");
+        sh.current_dir(self.path())
+            .env("GANGER", ganger_bin())
+            .args(["-c", script]);
+        for (key, _) in std::env::vars_os() {
+            let name = key.to_string_lossy();
+            if name.starts_with("GANGER_") || ["PORT", "NO_COLOR", "FORCE_COLOR"].contains(&&*name)
+            {
+                sh.env_remove(&key);
+            }
+        }
+        Pty::start(sh, None)
+    }
+}
+
+impl Pty {
+    fn start(mut cmd: Command, size: Option<nix::pty::Winsize>) -> Pty {
+        use std::os::unix::process::CommandExt;
+
+        let pty = nix::pty::openpty(size.as_ref(), None).expect("openpty");
+        cmd.stdin(Stdio::from(pty.slave.try_clone().expect("dup")))
             .stdout(Stdio::from(pty.slave.try_clone().expect("dup")))
             .stderr(Stdio::from(pty.slave));
         // SAFETY: setsid and ioctl are async-signal-safe.

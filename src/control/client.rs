@@ -1,7 +1,8 @@
 //! The client side of the control socket: one request, one reply, bounded in
-//! time, and the `ps` table.
+//! time, and the `ps` table; and `logs`, which reads on after the reply.
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,7 +16,13 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Sends one request to the app listening on `socket` and returns its reply;
 /// an error reply becomes an [`Error`].
 pub fn request(socket: &Path, request: &Request) -> Result<Reply> {
-    let stream = std::os::unix::net::UnixStream::connect(socket).map_err(|e| {
+    open(socket, request).map(|(_, reply)| reply)
+}
+
+/// Sends one request and reads its reply line, leaving the connection open
+/// for what follows it (`logs`, `attach`), with no timeout left on it.
+pub fn open(socket: &Path, request: &Request) -> Result<(UnixStream, Reply)> {
+    let stream = UnixStream::connect(socket).map_err(|e| {
         Error::Control(match e.kind() {
             io::ErrorKind::NotFound => format!(
                 "no ganger is running here: no control socket at {} (start one, or point -s at its socket)",
@@ -57,20 +64,69 @@ pub fn request(socket: &Path, request: &Request) -> Result<Reply> {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
         other => other.map_err(|e| io_error("write to", e))?,
     }
-    let mut answer = String::new();
-    BufReader::new(&stream)
-        .read_line(&mut answer)
-        .map_err(|e| io_error("read from", e))?;
-    let reply: Reply = serde_json::from_str(&answer)
-        .map_err(|_| Error::Control(format!("no answer from {}", socket.display())))?;
-    if reply.ok {
-        Ok(reply)
+    let answer = if request.is_stream() {
+        read_line(&stream)
     } else {
-        Err(Error::Control(
+        let mut answer = Vec::new();
+        BufReader::new(&stream)
+            .read_until(b'\n', &mut answer)
+            .map(|_| answer)
+    }
+    .map_err(|e| io_error("read from", e))?;
+    let reply: Reply = serde_json::from_slice(&answer)
+        .map_err(|_| Error::Control(format!("no answer from {}", socket.display())))?;
+    if !reply.ok {
+        return Err(Error::Control(
             reply
                 .error
                 .unwrap_or_else(|| "the request failed".to_string()),
-        ))
+        ));
+    }
+    stream
+        .set_read_timeout(None)
+        .and_then(|()| stream.set_write_timeout(None))
+        .map_err(|e| io_error("set a timeout on", e))?;
+    Ok((stream, reply))
+}
+
+/// The reply line of a stream request, read a byte at a time so that nothing
+/// after it is taken from the stream (it is short).
+fn read_line(mut stream: &UnixStream) -> io::Result<Vec<u8>> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while line.len() < MAX_REPLY {
+        match stream.read(&mut byte) {
+            Ok(0) => break,
+            Ok(_) if byte[0] == b'\n' => break,
+            Ok(_) => line.push(byte[0]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(line)
+}
+
+/// The longest reply line of a stream request read.
+const MAX_REPLY: usize = 64 * 1024;
+
+/// `ganger logs`: copies what the server streams to stdout until it ends; a
+/// reader of stdout that went away ends it quietly.
+pub fn logs(socket: &Path, request: &Request) -> Result<()> {
+    let (mut stream, _) = open(socket, request)?;
+    let mut out = io::stdout().lock();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::os("cannot read from the control socket", e)),
+        };
+        match out.write_all(&buf[..n]).and_then(|()| out.flush()) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(Error::os("cannot write to stdout", e)),
+            Ok(()) => {}
+        }
     }
 }
 

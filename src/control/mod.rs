@@ -4,10 +4,14 @@
 //! The messages are in [`protocol`]: one JSON object per line each way, so
 //! scripts can drive it with `socat`. This module moves requests and replies;
 //! the supervisor decides. At most [`MAX_CLIENTS`] clients are served at once,
-//! so idle clients cannot take the descriptors the app needs.
+//! so idle clients cannot take the descriptors the app needs. `logs` and
+//! `attach` are answered here from the taps, as streams ([`streams`]).
 
+pub mod attach;
 pub mod client;
+pub mod frame;
 pub mod protocol;
+pub mod streams;
 
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -22,6 +26,7 @@ pub use client::{format_ps, request};
 pub use protocol::{Reply, Request, Row};
 
 use crate::error::{Error, Result};
+use crate::taps::Registry;
 
 /// The longest request line accepted.
 const MAX_REQUEST: u64 = 64 * 1024;
@@ -60,6 +65,7 @@ pub fn listen(
     path: &Path,
     explicit: bool,
     requests: mpsc::UnboundedSender<Envelope>,
+    taps: Arc<Registry>,
 ) -> Result<Result<Server, String>> {
     let fail = |what: &str, e: io::Error| Error::os(format!("{what} {}", path.display()), e);
     if let Ok(meta) = std::fs::symlink_metadata(path) {
@@ -97,7 +103,7 @@ pub fn listen(
         path: path.to_path_buf(),
         id: (meta.dev(), meta.ino()),
     };
-    tokio::spawn(accept_loop(listener, requests));
+    tokio::spawn(accept_loop(listener, requests, taps));
     Ok(Ok(server))
 }
 
@@ -133,15 +139,20 @@ fn bind_at(path: &Path) -> io::Result<UnixListener> {
     Ok(listener)
 }
 
-async fn accept_loop(listener: UnixListener, requests: mpsc::UnboundedSender<Envelope>) {
+async fn accept_loop(
+    listener: UnixListener,
+    requests: mpsc::UnboundedSender<Envelope>,
+    taps: Arc<Registry>,
+) {
     let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
     loop {
         match listener.accept().await {
             Ok((mut stream, _)) => {
                 if let Ok(slot) = Arc::clone(&slots).try_acquire_owned() {
                     let requests = requests.clone();
+                    let taps = Arc::clone(&taps);
                     tokio::spawn(async move {
-                        serve(stream, requests).await;
+                        serve(stream, requests, &taps).await;
                         drop(slot);
                     });
                 } else {
@@ -164,7 +175,7 @@ async fn accept_loop(listener: UnixListener, requests: mpsc::UnboundedSender<Env
 
 /// One client: requests in, replies out, until it hangs up. A silent client
 /// only holds its own task.
-async fn serve(stream: UnixStream, requests: mpsc::UnboundedSender<Envelope>) {
+async fn serve(stream: UnixStream, requests: mpsc::UnboundedSender<Envelope>, taps: &Registry) {
     let (read, mut write) = stream.into_split();
     let mut reader = tokio::io::BufReader::new(read);
     let mut line = Vec::new();
@@ -187,6 +198,18 @@ async fn serve(stream: UnixStream, requests: mpsc::UnboundedSender<Envelope>) {
             continue;
         } else {
             match serde_json::from_slice::<Request>(&line) {
+                Ok(Request::Logs {
+                    targets,
+                    lines,
+                    follow,
+                }) => {
+                    streams::logs(taps, &targets, lines, follow, reader, write).await;
+                    return;
+                }
+                Ok(Request::Attach { target, cols, rows }) => {
+                    streams::attach(taps, &target, (cols, rows), reader, write).await;
+                    return;
+                }
                 Ok(request) => {
                     let (tx, rx) = oneshot::channel();
                     if requests.send((request, tx)).is_err() {

@@ -6,6 +6,12 @@
 //! `{"cmd":"stop","targets":["web.2"]}`, `{"cmd":"scale","spec":"web=3"}`,
 //! `{"cmd":"quit"}`, `{"cmd":"health"}`. Every reply has `"ok"`; a failed one has `"error"`, a
 //! successful one `"message"` or, for `ps`, `"instances"`.
+//!
+//! Two requests turn the connection into a stream after their reply:
+//! `{"cmd":"logs","targets":["web"],"lines":100,"follow":true}` is followed by
+//! the output lines as they were relayed, and
+//! `{"cmd":"attach","target":"web.1","cols":80,"rows":24}` by frames each way
+//! ([`super::frame`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +32,41 @@ pub enum Request {
     },
     Quit,
     Health,
+    /// The last `lines` lines of each target's output, then with `follow`
+    /// everything new, until the app ends or the client hangs up.
+    Logs {
+        #[serde(default)]
+        targets: Vec<String>,
+        #[serde(default = "default_lines")]
+        lines: usize,
+        #[serde(default)]
+        follow: bool,
+    },
+    /// The pty of one instance (`web.1`, or `web` for its first), at the
+    /// client's window size (0: leave the size alone).
+    Attach {
+        target: String,
+        #[serde(default)]
+        cols: u16,
+        #[serde(default)]
+        rows: u16,
+    },
+}
+
+/// `ganger logs` without `-n`.
+pub const DEFAULT_LOG_LINES: usize = 100;
+
+fn default_lines() -> usize {
+    DEFAULT_LOG_LINES
+}
+
+impl Request {
+    /// Whether the control server answers this itself, as a stream, rather
+    /// than the supervisor.
+    #[must_use]
+    pub fn is_stream(&self) -> bool {
+        matches!(self, Request::Logs { .. } | Request::Attach { .. })
+    }
 }
 
 /// One row of `ganger ps`.
@@ -119,7 +160,29 @@ mod tests {
                 spec: "web=2".into()
             })
         );
-        for bad in [r#"{"cmd":"stop"}"#, r#"{"cmd":"dance"}"#, "[]", "ps"] {
+        assert_eq!(
+            parse(r#"{"cmd":"logs"}"#).ok(),
+            Some(Request::Logs {
+                targets: vec![],
+                lines: DEFAULT_LOG_LINES,
+                follow: false
+            })
+        );
+        assert_eq!(
+            parse(r#"{"cmd":"attach","target":"web"}"#).ok(),
+            Some(Request::Attach {
+                target: "web".into(),
+                cols: 0,
+                rows: 0
+            })
+        );
+        for bad in [
+            r#"{"cmd":"attach"}"#,
+            r#"{"cmd":"stop"}"#,
+            r#"{"cmd":"dance"}"#,
+            "[]",
+            "ps",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

@@ -138,16 +138,27 @@ impl Budget {
                     self.system_queued.fetch_sub(n, Ordering::Relaxed);
                 }
             }
-            if let Some(pool) = pool.as_mut()
-                && pool.len() < POOL_BUFFERS
-                && bytes.capacity() <= POOL_MAX_CAPACITY
-            {
-                bytes.clear();
-                pool.push(bytes);
+            if let Some(pool) = pool.as_mut() {
+                keep(pool, &mut bytes);
             }
         }
         drop(pool);
         self.output.add_permits(permits);
+    }
+
+    /// Keeps a buffer that holds no budget (one a log ring let go) for reuse.
+    pub(super) fn recycle(&self, mut bytes: Vec<u8>) {
+        if let Ok(mut pool) = self.written.lock() {
+            keep(&mut pool, &mut bytes);
+        }
+    }
+}
+
+/// Puts `bytes` in the pool if it has room and the buffer is worth keeping.
+fn keep(pool: &mut Vec<Vec<u8>>, bytes: &mut Vec<u8>) {
+    if pool.len() < POOL_BUFFERS && (1..=POOL_MAX_CAPACITY).contains(&bytes.capacity()) {
+        bytes.clear();
+        pool.push(std::mem::take(bytes));
     }
 }
 

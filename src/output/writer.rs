@@ -22,9 +22,10 @@ use super::style::LineFormat;
 /// Buffer size asked for when stdout is a pipe.
 const STDOUT_PIPE_SIZE: i32 = 1024 * 1024;
 
-/// A chunk of whole formatted lines, with the budget it holds.
+/// A chunk of whole formatted lines, with the budget it holds. Shared, so
+/// that an instance's log ring can keep it without a copy.
 struct Chunk {
-    bytes: Vec<u8>,
+    bytes: Arc<Vec<u8>>,
     held: Held,
 }
 
@@ -51,11 +52,22 @@ impl Sink {
 
     /// Queues relayed output, waiting while the writer is too far behind.
     pub async fn send(&self, bytes: Vec<u8>) {
+        self.send_shared(Arc::new(bytes)).await;
+    }
+
+    /// As [`Sink::send`], for a chunk something else keeps too (a log ring);
+    /// its buffer is reused by whichever lets go of it last.
+    pub async fn send_shared(&self, bytes: Arc<Vec<u8>>) {
         if bytes.is_empty() {
             return;
         }
         let held = self.budget.output(bytes.len()).await;
         let _ = self.tx.send(Chunk { bytes, held });
+    }
+
+    /// Gives a buffer no longer needed back for reuse.
+    pub fn recycle(&self, bytes: Vec<u8>) {
+        self.budget.recycle(bytes);
     }
 
     /// Queues one of ganger's own lines without waiting. While stdout is stuck
@@ -75,7 +87,10 @@ impl Sink {
         match self.budget.system(bytes.len()) {
             Some(held) => {
                 self.budget.reported(dropped);
-                let _ = self.tx.send(Chunk { bytes, held });
+                let _ = self.tx.send(Chunk {
+                    bytes: Arc::new(bytes),
+                    held,
+                });
             }
             None => self.budget.drop_line(),
         }
@@ -173,7 +188,11 @@ fn write_loop(
             }
             let _ = failed.send(e);
         }
-        budget.release(batch.drain(..).map(|chunk| (chunk.held, chunk.bytes)));
+        budget.release(batch.drain(..).map(|chunk| {
+            // A buffer a log ring still holds is reused once the ring lets go.
+            let bytes = Arc::try_unwrap(chunk.bytes).unwrap_or_default();
+            (chunk.held, bytes)
+        }));
     }
 }
 

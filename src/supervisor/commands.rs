@@ -56,6 +56,10 @@ impl Core {
             }),
             Request::Scale { spec } => self.scale(&spec, now),
             Request::Health => unreachable!("answered above"),
+            // The control server answers these from the taps, as streams.
+            Request::Logs { .. } | Request::Attach { .. } => {
+                Err("logs and attach are served by the control socket".to_string())
+            }
             Request::Quit => {
                 self.say("control: quit, stopping the app".to_string());
                 self.status = Some(128 + Signal::SIGTERM as i32);

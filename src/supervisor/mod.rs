@@ -15,6 +15,7 @@ pub mod order;
 pub mod probes;
 pub mod rules;
 pub mod shutdown;
+mod taps;
 #[cfg(test)]
 mod tests;
 
@@ -35,6 +36,7 @@ use crate::config::App;
 use crate::control::{self, Reply, Request};
 use crate::error::{Error, Result};
 use crate::formation;
+use crate::interactive;
 use crate::keeper::{Keeper, SingleThreaded};
 use crate::os;
 use crate::output::{self, LineFormat, Sink, Stream, Style};
@@ -45,6 +47,7 @@ use crate::reaper;
 use crate::relay::{self, LogWatch};
 use crate::signals::{SignalEvent, Signals};
 use crate::spawn::{self, Streams};
+use crate::taps::Registry;
 use crate::tty;
 
 /// How long ganger, done, waits on a stdout nobody reads before it exits anyway.
@@ -86,6 +89,10 @@ pub struct Options {
     pub explicit_socket: bool,
     /// Run the Procfile's `release` entry first (Heroku's release phase).
     pub release: bool,
+    /// The instance ganger's stdin goes to (`start -i`).
+    pub interactive: Option<String>,
+    /// Lines of output kept per instance for `ganger logs`.
+    pub log_lines: usize,
 }
 
 /// What start-up waits for, from the per-type settings.
@@ -164,7 +171,12 @@ pub fn start(app: &App, options: &Options) -> Result<i32> {
         let (closed_tx, closed_rx) = unbounded_channel();
         let (control_tx, control_rx) = unbounded_channel();
         // Bound before anything starts: a second `start` fails here, not halfway.
-        let server = control::listen(&socket, explicit_socket, control_tx)?;
+        let taps = Arc::new(Registry::new(options.log_lines));
+        let server = control::listen(&socket, explicit_socket, control_tx, Arc::clone(&taps))?;
+        if let Some(instance) = &options.interactive {
+            interactive::forward(Arc::clone(&taps), instance.clone())
+                .map_err(|e| Error::os("cannot start reading stdin", e))?;
+        }
         let warnings = formation::collision_warnings(&plan);
         let order = order(app, &plan, options.release);
         let notify = app
@@ -196,6 +208,7 @@ pub fn start(app: &App, options: &Options) -> Result<i32> {
             ptys: HashMap::new(),
             queue: VecDeque::new(),
             probes,
+            taps,
         };
         if let Err(why) = &server {
             edge.say(why);
@@ -238,6 +251,8 @@ struct Edge<'a> {
     /// Spawns not done yet.
     queue: VecDeque<usize>,
     probes: Probes,
+    /// What `logs` and `attach` see of each instance.
+    taps: Arc<Registry>,
 }
 
 impl Edge<'_> {
@@ -283,17 +298,20 @@ impl Edge<'_> {
             if !self.core.wants_spawn(index) {
                 continue;
             }
-            let event = match self.spawn(index) {
-                Ok(event) => event,
+            let (event, spawned) = match self.spawn(index) {
+                Ok(event) => (event, true),
                 Err(error) => {
                     failures.push(format!(
                         "cannot start {}: {error}",
                         self.core.instance(index).ps()
                     ));
-                    Event::SpawnFailed { index, error }
+                    (Event::SpawnFailed { index, error }, false)
                 }
             };
             self.handle(event);
+            if spawned {
+                self.open_terminal(index);
+            }
         }
         failures
     }
@@ -337,7 +355,7 @@ impl Edge<'_> {
                 self.sink.clone(),
                 token,
                 self.closed_tx.clone(),
-                self.log_watch(index, run),
+                self.taps(index, run),
             ));
             count += 1;
         }
