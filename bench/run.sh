@@ -5,6 +5,7 @@
 #   RUNS=9 bench/run.sh     # more runs per median
 #   ONLY=start bench/run.sh # only start-up, stop and footprint (rows d-f)
 #   ONLY=relay bench/run.sh # only throughput (rows a-c, g)
+#   GANGER=path bench/run.sh # measure that binary instead of building one
 #
 # Prints a Markdown table: the median over RUNS runs of each measurement, the
 # median of a floor measured in the same run with the same generator, and the
@@ -26,10 +27,15 @@ WRITERS=8
 IDLE_SECS=5
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-(cd "$here" && cargo build --release --quiet) || { echo "build failed" >&2; exit 2; }
-target=${CARGO_TARGET_DIR:-target}
-[[ $target = /* ]] || target="$here/$target"
-G="$target/release/ganger"
+if [ -n "${GANGER:-}" ]; then
+    # Another build, e.g. a copy of an earlier one, to compare with.
+    G=$(realpath "$GANGER")
+else
+    (cd "$here" && cargo build --release --quiet) || { echo "build failed" >&2; exit 2; }
+    target=${CARGO_TARGET_DIR:-target}
+    [[ $target = /* ]] || target="$here/$target"
+    G="$target/release/ganger"
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ganger-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT

@@ -8,7 +8,7 @@ use std::ffi::OsString;
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use nix::unistd::Pid;
@@ -46,84 +46,118 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     crate::pipes::open()
 }
 
-/// Starts `command` through `/bin/sh -c`, its output going where `streams` says.
-///
-/// `register` is the keeper's pipe: the child writes its pid (its process
-/// group) there itself, before it runs anything, so that a ganger killed at
-/// any moment after the fork still has the group killed by the keeper.
-pub fn spawn(
-    command: &str,
-    env: &[(OsString, OsString)],
-    root: &Path,
-    streams: Streams,
-    register: Option<RawFd>,
-) -> io::Result<Spawned> {
-    let (stdout_read, stdout_write) = match streams {
-        Streams::Tty(size) => tty::open(size)?,
-        Streams::Shared | Streams::Split => pipe()?,
-    };
-    let (stderr_read, stderr_write) = if streams == Streams::Split {
-        let (r, w) = pipe()?;
-        (Some(r), w)
-    } else {
-        (None, stdout_write.try_clone()?)
-    };
-    let pty = match streams {
-        Streams::Tty(_) => Some(stdout_read.try_clone()?),
-        Streams::Shared | Streams::Split => None,
-    };
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(shell_command(command))
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(stdout_write))
-        .stderr(Stdio::from(stderr_write));
-    let session = pty.is_some();
-    let parent = std::process::id();
-    if !session {
-        cmd.process_group(0);
+/// The variables only one instance has; every other one is in the shared base.
+const PER_INSTANCE: [&str; 2] = ["PORT", "PS"];
+
+/// Starts the instances of one app. What they all share is prepared once: the
+/// environment (only `PORT` and `PS` differ between instances; the inherited
+/// environment and the dotenv files do not change while ganger runs), the
+/// working directory, and `/dev/null` for stdin.
+pub struct Spawner {
+    base: Vec<(OsString, OsString)>,
+    root: PathBuf,
+    dev_null: OwnedFd,
+}
+
+impl Spawner {
+    /// `env` is the full environment of a child without its own `PORT` and
+    /// `PS` (any given are dropped: those are always the instance's).
+    pub fn new(env: Vec<(OsString, OsString)>, root: &Path) -> io::Result<Self> {
+        let base = env
+            .into_iter()
+            .filter(|(k, _)| !PER_INSTANCE.iter().any(|name| k == name))
+            .collect();
+        let dev_null = OwnedFd::from(std::fs::File::open("/dev/null")?);
+        Ok(Spawner {
+            base,
+            root: root.to_path_buf(),
+            dev_null,
+        })
     }
-    // SAFETY: the closure only makes async-signal-safe calls on values captured
-    // before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            if session {
-                // A new session (and process group) with the pty as its terminal.
-                nix::libc::setsid();
-                if nix::libc::ioctl(1, nix::libc::TIOCSCTTY, 0) != 0 {
-                    return Err(io::Error::last_os_error());
+
+    /// Starts `command` through `/bin/sh -c` with `PORT=port` and `PS=ps`, its
+    /// output going where `streams` says.
+    ///
+    /// `register` is the keeper's pipe: the child writes its pid (its process
+    /// group) there itself, before it runs anything, so that a ganger killed at
+    /// any moment after the fork still has the group killed by the keeper.
+    pub fn spawn(
+        &self,
+        command: &str,
+        port: u16,
+        ps: &str,
+        streams: Streams,
+        register: Option<RawFd>,
+    ) -> io::Result<Spawned> {
+        let (stdout_read, stdout_write) = match streams {
+            Streams::Tty(size) => tty::open(size)?,
+            Streams::Shared | Streams::Split => pipe()?,
+        };
+        let (stderr_read, stderr_write) = if streams == Streams::Split {
+            let (r, w) = pipe()?;
+            (Some(r), w)
+        } else {
+            (None, stdout_write.try_clone()?)
+        };
+        let pty = match streams {
+            Streams::Tty(_) => Some(stdout_read.try_clone()?),
+            Streams::Shared | Streams::Split => None,
+        };
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(shell_command(command))
+            .env_clear()
+            .envs(self.base.iter().map(|(k, v)| (k, v)))
+            .env("PORT", port.to_string())
+            .env("PS", ps)
+            .current_dir(&self.root)
+            .stdin(Stdio::from(self.dev_null.try_clone()?))
+            .stdout(Stdio::from(stdout_write))
+            .stderr(Stdio::from(stderr_write));
+        let session = pty.is_some();
+        let parent = std::process::id();
+        if !session {
+            cmd.process_group(0);
+        }
+        // SAFETY: the closure only makes async-signal-safe calls on values captured
+        // before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                if session {
+                    // A new session (and process group) with the pty as its terminal.
+                    nix::libc::setsid();
+                    if nix::libc::ioctl(1, nix::libc::TIOCSCTTY, 0) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
                 }
-            }
-            os::restore_inherited_signals_in_child();
-            os::restore_nofile_limit();
-            os::set_parent_death_signal_in_child();
-            // ganger may have died before the death signal was armed.
-            if u32::try_from(nix::libc::getppid()).ok() != Some(parent) {
-                nix::libc::_exit(1);
-            }
-            if let Some(fd) = register {
-                let pid = nix::libc::getpid().to_ne_bytes();
-                // Four bytes to a pipe are written whole (PIPE_BUF) or not at all.
-                if nix::libc::write(fd, pid.as_ptr().cast(), pid.len()) != 4 {
-                    return Err(io::Error::last_os_error());
+                os::restore_inherited_signals_in_child();
+                os::restore_nofile_limit();
+                os::set_parent_death_signal_in_child();
+                // ganger may have died before the death signal was armed.
+                if u32::try_from(nix::libc::getppid()).ok() != Some(parent) {
+                    nix::libc::_exit(1);
                 }
-            }
-            Ok(())
-        });
+                if let Some(fd) = register {
+                    let pid = nix::libc::getpid().to_ne_bytes();
+                    // Four bytes to a pipe are written whole (PIPE_BUF) or not at all.
+                    if nix::libc::write(fd, pid.as_ptr().cast(), pid.len()) != 4 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn()?;
+        // Dropping `cmd` closes our copies of the write ends.
+        drop(cmd);
+        let pid = Pid::from_raw(i32::try_from(child.id()).map_err(io::Error::other)?);
+        Ok(Spawned {
+            pid,
+            stdout: stdout_read,
+            stderr: stderr_read,
+            pty,
+        })
     }
-    let child = cmd.spawn()?;
-    // Dropping `cmd` closes our copies of the write ends.
-    drop(cmd);
-    let pid = Pid::from_raw(i32::try_from(child.id()).map_err(io::Error::other)?);
-    Ok(Spawned {
-        pid,
-        stdout: stdout_read,
-        stderr: stderr_read,
-        pty,
-    })
 }
 
 /// Command names `sh` resolves before looking for a program, so that `exec NAME`

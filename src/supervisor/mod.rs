@@ -38,7 +38,7 @@ use crate::proctree::{self, Descendant};
 use crate::reaper;
 use crate::relay;
 use crate::signals::{SignalEvent, Signals};
-use crate::spawn::{self, Streams};
+use crate::spawn::{Spawner, Streams};
 use crate::tty;
 
 /// How long ganger, done, waits on a stdout nobody reads before it exits anyway.
@@ -114,6 +114,7 @@ pub fn start(
             next_token: 0,
             ptys: HashMap::new(),
             queue: VecDeque::new(),
+            spawner: None,
         };
         if let Err(why) = &server {
             edge.say(why);
@@ -155,6 +156,8 @@ struct Edge<'a> {
     ptys: HashMap<usize, OwnedFd>,
     /// Spawns not done yet.
     queue: VecDeque<usize>,
+    /// Made at the first spawn.
+    spawner: Option<Spawner>,
 }
 
 impl Edge<'_> {
@@ -219,10 +222,6 @@ impl Edge<'_> {
         let ps = spec.ps();
         // `scale` may bring a longer name (web.10): the column widens for all.
         self.style.fit(&ps);
-        let env = self.app.env.for_child(
-            &self.app.root,
-            &[("PORT", spec.port.to_string()), ("PS", ps.clone())],
-        );
         let streams = if self.tty.contains(&spec.name) {
             // Measured at each start: the terminal or the name column may have changed.
             Streams::Tty(tty::child_size(prefix_width(&self.style)))
@@ -232,7 +231,14 @@ impl Edge<'_> {
             Streams::Shared
         };
         let register = self.keeper.as_ref().map(Keeper::register_fd);
-        let spawned = spawn::spawn(&spec.command, &env, &self.app.root, streams, register)
+        if self.spawner.is_none() {
+            // What every instance shares is prepared once, at the first spawn.
+            let env = self.app.env.for_child(&self.app.root, &[]);
+            self.spawner = Some(Spawner::new(env, &self.app.root).map_err(|e| e.to_string())?);
+        }
+        let spawner = self.spawner.as_ref().ok_or("no spawner")?;
+        let spawned = spawner
+            .spawn(&spec.command, spec.port, &ps, streams, register)
             .map_err(|e| e.to_string())?;
         let position = spec.position;
         let run = self.core.instance(index).run + 1;
