@@ -236,8 +236,7 @@ impl Edge<'_> {
             let env = self.app.env.for_child(&self.app.root, &[]);
             self.spawner = Some(Spawner::new(env, &self.app.root).map_err(|e| e.to_string())?);
         }
-        let spawner = self.spawner.as_ref().ok_or("no spawner")?;
-        let spawned = spawner
+        let spawned = (self.spawner.as_mut().ok_or("no spawner")?)
             .spawn(&spec.command, spec.port, &ps, streams, register)
             .map_err(|e| e.to_string())?;
         let position = spec.position;
