@@ -211,7 +211,8 @@ fi
 # write into the same counter (floor.c too), which notes the moment the N-th
 # "up" line arrives: no polling. Sets READY (s), RSS (MB, VmHWM just before
 # the stop), STOP (s from SIGTERM to exit) and LEFT (processes still running
-# in the app's directory a second after the exit).
+# in the app's directory a second after the exit), and CPU (s of CPU the
+# spawner itself used until then).
 SCALE_CMD="echo up; exec sleep 60"
 scale_once() { # ganger|floor n
     local who=$1 n=$2 d="$work/scale-$1-$2" s e pid i
@@ -230,6 +231,8 @@ scale_once() { # ganger|floor n
     pid=$!
     read -r READY <"$d/ready"
     RSS=$(awk '/^VmHWM:/ { printf "%.1f\n", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null)
+    # utime + stime (fields 14 and 15, after the comm field), in 1/100 s.
+    CPU=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ printf "%.2f\n", ($12 + $13) / 100 }')
     s=$(now)
     kill -TERM $pid 2>/dev/null
     wait $pid 2>/dev/null
@@ -251,16 +254,16 @@ scale_rows() {
         failed=1
         return
     fi
-    local n r gr fr grss frss gstop fstop left
+    local n r gr fr grss frss gstop fstop gcpu fcpu left
     for n in 100 1000; do
         echo "d/e/f: $n instances" >&2
-        gr=(); fr=(); grss=(); frss=(); gstop=(); fstop=(); left=0
+        gr=(); fr=(); grss=(); frss=(); gstop=(); fstop=(); gcpu=(); fcpu=(); left=0
         for ((r = 0; r < RUNS; r++)); do
             # Alternating, so that noise from other work hits both alike.
             scale_once floor "$n"
-            fr+=("$READY"); frss+=("$RSS"); fstop+=("$STOP")
+            fr+=("$READY"); frss+=("$RSS"); fstop+=("$STOP"); fcpu+=("$CPU")
             scale_once ganger "$n"
-            gr+=("$READY"); grss+=("$RSS"); gstop+=("$STOP")
+            gr+=("$READY"); grss+=("$RSS"); gstop+=("$STOP"); gcpu+=("$CPU")
             left=$((left + LEFT))
             [ "${READY}" != fail ] || { echo "  ganger: not every instance printed its line" >&2; failed=1; }
         done
@@ -269,6 +272,7 @@ scale_rows() {
         limit=1.25; [ "$n" = 100 ] && limit=1.5
         good=0; le "$(awk -v a="$t" -v b="$f" 'BEGIN{print a/b}')" $limit && good=1
         row "d" "ready: $n instances each printed a line (s)" "$t" "$f" "$(ratio "$t" "$f")" "≤ ${limit}×" "$(verdict $good)"
+        row "d" "CPU time the spawner used until then, $n instances (s)" "$(median "${gcpu[@]}")" "$(median "${fcpu[@]}")" "" "(no target)" ""
         st=$(median "${gstop[@]}"); fst=$(median "${fstop[@]}")
         good=0; le "$st" "$(awk -v b="$fst" 'BEGIN{print b + 0.1}')" && [ $left = 0 ] && good=1
         row "e" "stop: SIGTERM to exit, $n instances (s); processes left: $left" "$st" "$fst" "$(awk -v a="$st" -v b="$fst" 'BEGIN{printf "%+.3f s", a - b}')" "≤ floor + 0.1 s, 0 left" "$(verdict $good)"
