@@ -4,12 +4,16 @@
 //! Flags shared by several commands are global, so `ganger -f P start` and
 //! `ganger start -f P` mean the same.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::builder::BoolishValueParser;
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::builder::{BoolishValueParser, TypedValueParser};
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand};
+
+pub use crate::output::{ColorChoice, LogFormat};
 
 /// Run a Procfile-based application: start its processes, relay their output,
 /// and stop them all cleanly.
@@ -18,12 +22,18 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
     name = "ganger",
     version,
     propagate_version = true,
+    disable_version_flag = true,
     max_term_width = 100,
     after_help = "Examples:\n  ganger start                      # every process in ./Procfile\n  ganger start web -m web=2 -p 3000\n  ganger check\n  ganger run rake db:migrate\n  ganger help start"
 )]
 pub struct Cli {
     #[command(flatten)]
     pub app: AppArgs,
+
+    /// Print version
+    // `-v` is foreman's spelling; clap's `-V` stays as an alias.
+    #[arg(short = 'v', short_alias = 'V', long, action = ArgAction::Version, global = true, display_order = 9999)]
+    version: Option<bool>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -73,7 +83,7 @@ pub struct AppArgs {
     )]
     pub formation: Option<String>,
 
-    /// Base port: type i, instance n gets PORT = base + 100*i + (n-1) [default: $PORT, else 5000]
+    /// Base port: type i, instance n gets PORT = base + 100*i + (n-1) [default: $PORT, else PORT from the env files, else 5000]
     #[arg(
         short = 'p',
         long = "port",
@@ -82,6 +92,10 @@ pub struct AppArgs {
         value_name = "N"
     )]
     pub port: Option<u16>,
+
+    /// The settings file: defaults for flags and per-type settings [default: ganger.toml in the root, if it exists]
+    #[arg(long, env = "GANGER_CONFIG", global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
 
     /// The control socket of `start`, used by ps/restart/stop/scale/quit [default: .ganger.sock in the root]
     #[arg(
@@ -92,6 +106,21 @@ pub struct AppArgs {
         value_name = "PATH"
     )]
     pub socket: Option<PathBuf>,
+}
+
+impl AppArgs {
+    /// Where the flags say the app is.
+    #[must_use]
+    pub fn source(&self) -> crate::config::Source {
+        crate::config::Source {
+            procfile: self.procfile.clone(),
+            root: self.root.clone(),
+            env: self.env.clone(),
+            formation: self.formation.clone(),
+            port: self.port,
+            socket: self.socket.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,11 +171,20 @@ pub enum Command {
     #[command(after_help = "Examples:\n  ganger quit")]
     Quit,
 
+    /// Exit 0 when every instance of the running app that should run is ready; otherwise exit 1 and say what is not
+    #[command(after_help = "Examples:\n  ganger health
+  HEALTHCHECK CMD ganger health          # in a Dockerfile\n  until ganger health; do sleep 1; done   # wait for the app")]
+    Health,
+
     /// Print a completion script for a shell on stdout
     #[command(
         after_help = "Examples:\n  ganger completions bash > ~/.local/share/bash-completion/completions/ganger\n  ganger completions zsh > ~/.zfunc/_ganger\n  ganger completions fish > ~/.config/fish/completions/ganger.fish"
     )]
     Completions(CompletionsArgs),
+
+    /// Print the version (as --version)
+    #[command(after_help = "Examples:\n  ganger version")]
+    Version,
 
     /// Print the manual page (roff) on stdout
     #[command(
@@ -197,12 +235,58 @@ pub struct ExportArgs {
     pub run: Option<PathBuf>,
 
     /// Seconds between the stop signal and SIGKILL (fractions allowed)
-    #[arg(short = 't', long, env = "GANGER_TIMEOUT", value_name = "SECS", default_value = "5", value_parser = parse_timeout)]
+    #[arg(short = 't', long, env = "GANGER_TIMEOUT", value_name = "SECS", default_value = "5", value_parser = ExportTimeout)]
     pub timeout: Duration,
 
     /// Also replace files in DIR that this app's export did not write, and symbolic links (never their targets)
     #[arg(long)]
     pub force: bool,
+}
+
+impl ExportArgs {
+    /// The export the flags ask for.
+    #[must_use]
+    pub fn options(&self) -> crate::export::Options {
+        crate::export::Options {
+            format: self.format,
+            dir: self.dir.clone(),
+            app: self.app.clone(),
+            user: self.user.clone(),
+            log: self.log.clone(),
+            run: self.run.clone(),
+            timeout: self.timeout,
+            force: self.force,
+        }
+    }
+}
+
+/// `export`'s `-t`: foreman's `-t` names a template directory there, so a value
+/// that is not a number gets a message saying what `-t` is here instead of
+/// clap's bare "invalid value".
+#[derive(Debug, Clone)]
+struct ExportTimeout;
+
+impl TypedValueParser for ExportTimeout {
+    type Value = Duration;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<Duration, clap::Error> {
+        let text = value.to_string_lossy();
+        parse_timeout(&text).map_err(|_| {
+            clap::Error::raw(
+                ErrorKind::ValueValidation,
+                format!(
+                    "`{text}` is not a number of seconds: in ganger export, -t/--timeout is the stop timeout; \
+                     foreman's -t TEMPLATE is not supported (ganger writes each format without templates)\n"
+                ),
+            )
+            .with_cmd(cmd)
+        })
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -273,36 +357,106 @@ pub struct StartArgs {
     /// Seconds between the stop signal and SIGKILL (fractions allowed)
     #[arg(short = 't', long, env = "GANGER_TIMEOUT", value_name = "SECS", default_value = "5", value_parser = parse_timeout)]
     pub timeout: Duration,
+
+    /// Skip the release phase (the Procfile's `release` entry, which otherwise runs first)
+    #[arg(long, env = "GANGER_NO_RELEASE", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub no_release: bool,
 }
 
-/// How the merged output stream looks.
-#[derive(Debug, Clone, Args)]
+/// How the merged output stream looks: what the flags below resolve to.
+#[derive(Debug, Clone)]
 pub struct OutputArgs {
-    /// Drop the HH:MM:SS column
-    #[arg(long, env = "GANGER_NO_TIMESTAMP", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub no_timestamp: bool,
-
-    /// Color the prefixes: auto = only on a terminal with NO_COLOR unset (FORCE_COLOR forces it)
-    #[expect(clippy::doc_markdown, reason = "the doc comment is --help text")]
-    #[arg(long, env = "GANGER_COLOR", value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
-
-    /// text: `HH:MM:SS web.1 | line`; json: one JSON object per line
-    #[arg(long, env = "GANGER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub log_format: LogFormat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
-    Auto,
-    Always,
-    Never,
+/// The output flags as given, foreman's spellings included. Of the flags that
+/// say the same thing, the last one on the command line wins, and any of them
+/// wins over the `GANGER_*` variable.
+#[derive(Debug, Clone, Args)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "each is a flag on the command line"
+)]
+struct OutputFlags {
+    /// Drop the HH:MM:SS column
+    #[arg(long, env = "GANGER_NO_TIMESTAMP", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    no_timestamp: bool,
+
+    /// Keep the HH:MM:SS column (the default; overrides GANGER_NO_TIMESTAMP)
+    #[expect(clippy::doc_markdown, reason = "the doc comment is --help text")]
+    #[arg(long)]
+    timestamp: bool,
+
+    /// Color the prefixes: auto = only on a terminal with NO_COLOR unset (FORCE_COLOR forces it); --color alone = always
+    #[expect(clippy::doc_markdown, reason = "the doc comment is --help text")]
+    #[arg(long, env = "GANGER_COLOR", value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN", num_args = 0..=1, default_missing_value = "always")]
+    color: ColorChoice,
+
+    /// Color the prefixes (foreman's -c: --color=always)
+    #[arg(short = 'c')]
+    color_always: bool,
+
+    /// Do not color the prefixes (--color=never)
+    #[arg(long)]
+    no_color: bool,
+
+    /// text: `HH:MM:SS web.1 | line`; json: one JSON object per line
+    #[arg(long, env = "GANGER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    log_format: LogFormat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
+/// Of the flags `ids`, the one given last on the command line, if any.
+fn last_given<'a>(matches: &ArgMatches, ids: &[&'a str]) -> Option<&'a str> {
+    ids.iter()
+        .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
+        .filter_map(|id| Some((matches.indices_of(id)?.max()?, *id)))
+        .max()
+        .map(|(_, id)| id)
+}
+
+impl OutputArgs {
+    fn resolve(flags: &OutputFlags, matches: &ArgMatches) -> Self {
+        let no_timestamp = match last_given(matches, &["timestamp", "no_timestamp"]) {
+            Some("timestamp") => false,
+            _ => flags.no_timestamp,
+        };
+        let color = match last_given(matches, &["color", "color_always", "no_color"]) {
+            Some("color_always") => ColorChoice::Always,
+            Some("no_color") => ColorChoice::Never,
+            _ => flags.color,
+        };
+        OutputArgs {
+            no_timestamp,
+            color,
+            log_format: flags.log_format,
+        }
+    }
+}
+
+impl FromArgMatches for OutputArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        Ok(Self::resolve(
+            &OutputFlags::from_arg_matches(matches)?,
+            matches,
+        ))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for OutputArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        OutputFlags::augment_args(cmd)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        OutputFlags::augment_args_for_update(cmd)
+    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -24,6 +24,11 @@ pub fn completions(shell: Shell) -> Result<i32> {
     write_stdout(&script)
 }
 
+/// `ganger version`: the same line as `--version`.
+pub fn version() -> Result<i32> {
+    write_stdout(Cli::command().render_version().as_bytes())
+}
+
 /// Writes the manual page (roff, section 1) to stdout.
 pub fn man() -> Result<i32> {
     let page = man_page().map_err(|e| Error::os("cannot render the manual page", e))?;

@@ -1,14 +1,15 @@
 //! Dotenv files in, the application's environment out.
 //!
-//! Files are read with dotenvy's iterator API (never `set_var`: ganger does not
-//! touch its own environment). Later files override earlier ones, and the
-//! inherited environment overrides them all. Each child gets the explicit map that
+//! Files are parsed by [`crate::dotenv`] (never `set_var`: ganger does not touch
+//! its own environment). Later files override earlier ones, and the inherited
+//! environment overrides them all. Each child gets the explicit map that
 //! [`AppEnv::for_child`] builds.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use crate::dotenv::{self, Vars};
 use crate::error::{Error, Result};
 
 /// Variables read from the dotenv files, in precedence order already applied
@@ -16,35 +17,40 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Default)]
 pub struct AppEnv {
     pub files: BTreeMap<String, String>,
+    /// The files read, in order.
+    sources: Vec<PathBuf>,
+    /// For each key, the line of the entry that set it and the index of its file.
+    lines: BTreeMap<String, (usize, usize)>,
 }
 
 impl AppEnv {
     /// Loads `paths` in order. A missing file is an error only if `required`.
     pub fn load(paths: &[PathBuf], required: bool) -> Result<Self> {
-        let mut files = BTreeMap::new();
+        let inherited = |name: &str| std::env::var(name).ok();
+        let mut vars = Vars::new(&inherited);
+        let mut sources = Vec::new();
         for path in paths {
-            let text = match std::fs::read(path) {
-                Ok(bytes) => crate::error::utf8_text(path, bytes)?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    if required {
-                        return Err(Error::EnvMissing { path: path.clone() });
-                    }
-                    continue;
+            let Some(text) = crate::textfile::read(path)? else {
+                if required {
+                    return Err(Error::EnvMissing { path: path.clone() });
                 }
-                Err(source) => {
-                    return Err(Error::Read {
-                        path: path.clone(),
-                        source,
-                    });
-                }
+                continue;
             };
-            // dotenvy's own loaders skip a byte-order mark; its iterator does not.
-            let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-            for (key, value) in parse(path, text)? {
-                files.insert(key, value);
-            }
+            dotenv::parse_into(path, &text, &mut vars)?;
+            sources.push(path.clone());
         }
-        Ok(AppEnv { files })
+        Ok(AppEnv {
+            files: vars.values,
+            sources,
+            lines: vars.lines,
+        })
+    }
+
+    /// The file and line where the files last set `key`.
+    #[must_use]
+    pub fn origin(&self, key: &str) -> Option<(&Path, usize)> {
+        let (line, file) = self.lines.get(key)?;
+        Some((self.sources.get(*file)?.as_path(), *line))
     }
 
     /// The values the app's own variables take once the inherited environment
@@ -82,112 +88,9 @@ impl AppEnv {
     }
 }
 
-/// Parses one dotenv file's text. Errors name `path` and the line.
-pub fn parse(path: &Path, text: &str) -> Result<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    for item in dotenvy::from_read_iter(text.as_bytes()) {
-        match item {
-            Ok(pair) => out.push(pair),
-            Err(dotenvy::Error::LineParse(..)) => {
-                let line = error_line(text);
-                let shown = text.split('\n').nth(line - 1).unwrap_or_default();
-                return Err(Error::EnvSyntax {
-                    path: path.to_path_buf(),
-                    line,
-                    text: shown.strip_suffix('\r').unwrap_or(shown).to_string(),
-                });
-            }
-            Err(other) => {
-                return Err(Error::EnvSyntax {
-                    path: path.to_path_buf(),
-                    line: 0,
-                    text: other.to_string(),
-                });
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The 1-based line on which the entry dotenvy rejects starts: one past the
-/// longest run of whole lines it accepts. dotenvy's error carries the entry's
-/// text (or only its value), not where it was, and that text may well begin an
-/// earlier line too. Only called on the error path, so re-parsing is cheap enough.
-fn error_line(text: &str) -> usize {
-    let mut accepted = 0;
-    let mut end = 0;
-    for (index, line) in text.split_inclusive('\n').enumerate() {
-        end += line.len();
-        if dotenvy::from_read_iter(&text.as_bytes()[..end]).all(|item| item.is_ok()) {
-            accepted = index + 1;
-        }
-    }
-    accepted + 1
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    fn parsed(text: &str) -> Vec<(String, String)> {
-        parse(Path::new(".env"), text).expect("valid env")
-    }
-
-    #[test]
-    fn dotenv_syntax() {
-        let text = "# c\nA=1\nexport B=\"two words\"\nC=\"q \\\"x\\\" \\n y\"\nD='lit $A'\nE=${A}-x\nF= # empty\n";
-        let map: BTreeMap<_, _> = parsed(text).into_iter().collect();
-        assert_eq!(map["A"], "1");
-        assert_eq!(map["B"], "two words");
-        assert_eq!(map["C"], "q \"x\" \n y");
-        assert_eq!(map["D"], "lit $A");
-        assert_eq!(map["E"], "1-x");
-        assert_eq!(map["F"], "");
-    }
-
-    #[test]
-    fn syntax_error_names_file_and_line() {
-        let msg = parse(Path::new("a/.env"), "A=1\n\n# x\nB C D\n")
-            .expect_err("bad")
-            .to_string();
-        assert!(msg.starts_with("a/.env:4:"), "{msg}");
-        assert!(msg.contains("B C D"), "{msg}");
-    }
-
-    #[test]
-    fn error_in_a_value_names_its_line_and_shows_it_whole() {
-        let msg = parse(Path::new(".env"), "A=1\nB=two words\nC=3\n")
-            .expect_err("bad")
-            .to_string();
-        assert!(msg.starts_with(".env:2:"), "{msg}");
-        assert!(msg.contains("2 | B=two words"), "{msg}");
-    }
-
-    #[test]
-    fn error_on_a_line_that_starts_like_an_earlier_one_names_the_right_line() {
-        let msg = parse(Path::new(".env"), "NAME=1\nNAME\n")
-            .expect_err("bad")
-            .to_string();
-        assert!(msg.starts_with(".env:2:"), "{msg}");
-    }
-
-    #[test]
-    fn error_after_a_multi_line_value_counts_its_lines() {
-        let msg = parse(Path::new(".env"), "A=\"x\nB C\n\"\r\nB C\r\n")
-            .expect_err("bad")
-            .to_string();
-        assert!(msg.starts_with(".env:4:"), "{msg}");
-        assert!(msg.ends_with("4 | B C"), "{msg:?}");
-    }
-
-    #[test]
-    fn unterminated_quote_names_its_line() {
-        let msg = parse(Path::new(".env"), "A=1\nB=\"open\nC=2\n")
-            .expect_err("bad")
-            .to_string();
-        assert!(msg.starts_with(".env:2:"), "{msg}");
-    }
 
     #[test]
     fn later_files_override_earlier_and_missing_named_file_fails() {
@@ -239,17 +142,5 @@ mod tests {
         assert_eq!(child[&OsString::from("GANGER_T_ONLY_FILE")], "f");
         assert_eq!(child[&OsString::from("PORT")], "5000");
         assert_eq!(child[&OsString::from("PWD")], "/");
-    }
-
-    proptest! {
-        #[test]
-        fn never_panics(text in "\\PC*") {
-            let _ = parse(Path::new(".env"), &text);
-        }
-
-        #[test]
-        fn never_panics_on_quote_soup(text in "([A-Z=\"'\\\\$#{} \n]|export ){0,60}") {
-            let _ = parse(Path::new(".env"), &text);
-        }
     }
 }

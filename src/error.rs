@@ -42,6 +42,19 @@ pub enum Error {
         second_text: String,
     },
 
+    #[error("{path}:{line}:{}: {reason}\n{}", .column + 1, excerpt(*.line, .text, *.column))]
+    SettingsFile {
+        path: PathBuf,
+        line: usize,
+        /// 0-based, in characters; shown 1-based.
+        column: usize,
+        text: String,
+        reason: String,
+    },
+
+    #[error("{path}: {reason}")]
+    Foreman { path: PathBuf, reason: String },
+
     #[error("{path}: the Procfile defines no processes")]
     ProcfileEmpty { path: PathBuf },
 
@@ -51,11 +64,34 @@ pub enum Error {
     #[error("env file {path} does not exist (named by -e/--env)")]
     EnvMissing { path: PathBuf },
 
-    #[error("{path}:{line}: cannot parse env entry\n  {line} | {text}")]
+    #[error("{path}:{line}: cannot parse env entry: {reason}\n  {line} | {text}")]
     EnvSyntax {
         path: PathBuf,
         line: usize,
         text: String,
+        reason: String,
+    },
+
+    #[error("{path}:{line}: {what}")]
+    EnvTooLarge {
+        path: PathBuf,
+        line: usize,
+        what: String,
+    },
+
+    #[error("cannot read {path}: it is {kind}, not a regular file")]
+    NotRegularFile { path: PathBuf, kind: &'static str },
+
+    #[error("cannot read {path}: it is larger than {} MiB", .limit >> 20)]
+    FileTooLarge { path: PathBuf, limit: u64 },
+
+    #[error(
+        "invalid base port `{value}` from PORT in {path}:{line}: expected a number from 0 to 65535"
+    )]
+    PortDotenv {
+        path: PathBuf,
+        line: usize,
+        value: String,
     },
 
     #[error("invalid formation `{spec}`: {reason}")]

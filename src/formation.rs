@@ -93,7 +93,7 @@ pub fn unknown_process(name: &str, procfile: &Procfile) -> Error {
 /// The known name `name` is most likely a typo of: within a third of the longer
 /// name's length in edits (insert, delete, substitute, swap two neighbours), at
 /// least one edit, and fewer edits than the known name has characters.
-fn suggestion<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub fn suggestion<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let len = name.chars().count();
     if len > MAX_SUGGESTED_LEN {
         return None;

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::cli::PolicyArgs;
 use crate::error::Result;
 use crate::formation::unknown_process;
 use crate::procfile::Procfile;
@@ -40,6 +39,11 @@ impl Types {
             }
         }
         Ok(types)
+    }
+
+    /// Adds one type.
+    pub fn insert(&mut self, name: &str) {
+        self.names.insert(name.to_string());
     }
 
     #[must_use]
@@ -109,11 +113,11 @@ pub enum OnExit {
 }
 
 impl Policy {
-    /// Checks the named types against the Procfile.
-    pub fn new(args: &PolicyArgs, procfile: &Procfile) -> Result<Self> {
+    /// `--restart` and `--can-die` (type names, or `all`), checked against the Procfile.
+    pub fn new(restart: &[String], can_die: &[String], procfile: &Procfile) -> Result<Self> {
         Ok(Policy {
-            restart: Types::parse(&args.restart, procfile)?,
-            can_die: Types::parse(&args.can_die, procfile)?,
+            restart: Types::parse(restart, procfile)?,
+            can_die: Types::parse(can_die, procfile)?,
             types: BTreeMap::new(),
         })
     }
@@ -209,23 +213,15 @@ mod tests {
     #[test]
     fn types_are_checked_against_the_procfile() {
         let pf = procfile::parse(Path::new("Procfile"), "web: a\nmigrate: b\n").expect("procfile");
-        let args = PolicyArgs {
-            restart: vec!["web".into()],
-            can_die: vec!["all".into()],
-        };
-        let policy = Policy::new(&args, &pf).expect("policy");
+        let policy = Policy::new(&["web".into()], &["all".into()], &pf).expect("policy");
         assert_eq!(policy.on_exit("web", 0), OnExit::Restart);
         assert_eq!(policy.on_exit("migrate", 1), OnExit::Allowed);
-        let bad = PolicyArgs {
-            restart: vec!["wbe".into()],
-            can_die: vec![],
-        };
-        let msg = Policy::new(&bad, &pf).expect_err("unknown").to_string();
+        let msg = Policy::new(&["wbe".into()], &[], &pf)
+            .expect_err("unknown")
+            .to_string();
         assert!(msg.contains("did you mean `web`?"), "{msg}");
         assert_eq!(
-            Policy::new(&PolicyArgs::default(), &pf)
-                .expect("empty")
-                .on_exit("web", 0),
+            Policy::new(&[], &[], &pf).expect("empty").on_exit("web", 0),
             OnExit::StopAll
         );
     }

@@ -31,23 +31,16 @@ pub struct Procfile {
 impl Procfile {
     /// Reads and parses the Procfile at `path`.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                // The absolute path says where ganger looked even when the
-                // user gave none (`Procfile` in whatever directory this is).
-                Error::ProcfileMissing {
-                    path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
-                }
-            } else {
-                Error::Read {
-                    path: path.to_path_buf(),
-                    source,
-                }
-            }
-        })?;
-        let text = crate::error::utf8_text(path, bytes)?;
-        // As for dotenv files: an editor's byte-order mark is not part of line 1.
-        parse(path, text.strip_prefix('\u{feff}').unwrap_or(&text))
+        // Only a regular file of sane size is read: a FIFO or a device named
+        // by -f would hang or fill memory.
+        let Some(text) = crate::textfile::read(path)? else {
+            // The absolute path says where ganger looked even when the user
+            // gave none (`Procfile` in whatever directory this is).
+            return Err(Error::ProcfileMissing {
+                path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+            });
+        };
+        parse(path, &text)
     }
 
     /// The entry called `name`, with its 0-based position.

@@ -24,6 +24,51 @@ pub const MAX_PIECE: usize = 64 * 1024;
 /// that a read of many short lines (each line gains a prefix) stays bounded.
 const OUT_CHUNK: usize = 256 * 1024;
 
+/// A readiness pattern (`ready = { log = "..." }`) the relay looks for in the
+/// lines it relays, until the first match.
+pub struct LogWatch {
+    /// The pattern, matched against one line.
+    pattern: regex::bytes::Regex,
+    /// The same pattern in multi-line mode, for a first look at a whole chunk.
+    chunk: regex::bytes::Regex,
+    /// Called once, on the first matching line.
+    matched: Box<dyn FnOnce() + Send>,
+}
+
+impl LogWatch {
+    /// A watch for `pattern` (checked when the settings were read); `None`
+    /// if it does not compile as a byte pattern.
+    #[must_use]
+    pub fn new(pattern: &str, matched: Box<dyn FnOnce() + Send>) -> Option<Self> {
+        Some(LogWatch {
+            pattern: regex::bytes::Regex::new(pattern).ok()?,
+            chunk: regex::bytes::RegexBuilder::new(pattern)
+                .multi_line(true)
+                .build()
+                .ok()?,
+            matched,
+        })
+    }
+
+    /// Looks at every complete line of `data` (the unfinished rest is seen
+    /// when it is complete); returns whether the watch is done.
+    fn looks_at(&self, data: &[u8]) -> bool {
+        let end = memchr::memrchr(b'\n', data).map_or(0, |i| i + 1);
+        let lines = &data[..end];
+        // One search over the whole chunk (the pattern is multi-line, so `^`
+        // and `$` hold at line ends) instead of one per line: a pattern that
+        // never matches then costs one fast scan per read.
+        if !self.chunk.is_match(lines) {
+            return false;
+        }
+        // A match may span lines (`\s` matches a newline): confirm per line.
+        lines.split(|&b| b == b'\n').any(|line| {
+            self.pattern
+                .is_match(line.strip_suffix(b"\r").unwrap_or(line))
+        })
+    }
+}
+
 /// Relays `fd` until end of file (or a read error, e.g. EIO from a pty), then
 /// sends `id` on `closed`.
 pub async fn relay(
@@ -32,12 +77,13 @@ pub async fn relay(
     sink: Sink,
     id: usize,
     closed: UnboundedSender<usize>,
+    watch: Option<LogWatch>,
 ) {
     // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open and the
     // same for the AsyncFd's whole life.
     match unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) } {
         Ok(fd) => {
-            read_lines(&fd, &mut format, &sink).await;
+            read_lines(&fd, &mut format, &sink, watch).await;
             crate::pipes::release(fd.get_ref());
         }
         Err(failed) => crate::pipes::release(&failed.into_parts().0),
@@ -45,7 +91,12 @@ pub async fn relay(
     let _ = closed.send(id);
 }
 
-async fn read_lines(fd: &AsyncFd<OwnedFd>, format: &mut LineFormat, sink: &Sink) {
+async fn read_lines(
+    fd: &AsyncFd<OwnedFd>,
+    format: &mut LineFormat,
+    sink: &Sink,
+    mut watch: Option<LogWatch>,
+) {
     // The start of a line whose newline has not come yet (shorter than
     // MAX_PIECE), kept between reads while the read buffer goes back to the pool.
     let mut pending: Vec<u8> = Vec::new();
@@ -68,6 +119,12 @@ async fn read_lines(fd: &AsyncFd<OwnedFd>, format: &mut LineFormat, sink: &Sink)
             Err(_would_block) => continue,
         };
         let filled = pending.len() + n;
+        // Off the hot path once matched: only a type waiting on a pattern pays.
+        if watch.as_ref().is_some_and(|w| w.looks_at(&buf[..filled]))
+            && let Some(done) = watch.take()
+        {
+            (done.matched)();
+        }
         format.refresh();
         let mut used = 0;
         loop {
@@ -88,6 +145,13 @@ async fn read_lines(fd: &AsyncFd<OwnedFd>, format: &mut LineFormat, sink: &Sink)
         }
     }
     if !pending.is_empty() {
+        pending.push(b'\n');
+        if watch.as_ref().is_some_and(|w| w.looks_at(&pending))
+            && let Some(done) = watch.take()
+        {
+            (done.matched)();
+        }
+        pending.pop();
         format.refresh();
         let mut out = sink.buffer(pending.len() + 128);
         format.push(&mut out, &pending);

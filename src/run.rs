@@ -1,56 +1,78 @@
-//! `ganger run`: one admin process with the app's environment (Factor XII).
+//! `ganger run`: one admin process with the app's environment (Factor XII), and
+//! a complete init for `ENTRYPOINT ["ganger", "run", ...]`, as dumb-init and
+//! tini are.
 //!
-//! The child stays in ganger's process group, so an interactive program owns the
-//! terminal as it would under a shell and Ctrl-C reaches it once, from the
-//! terminal. Signals another process sends to ganger (TERM, HUP, QUIT, INT,
-//! USR1, USR2) are forwarded; signals the terminal sent to the whole group are
-//! not, since the child already has them.
+//! Every catchable signal is passed on (SIGCHLD is ganger's own; SIGILL, SIGFPE
+//! and SIGSEGV keep their default action, since a handler that returns from a
+//! real fault loops). Where they go depends on [`Mode`]: with a terminal, the
+//! child stays in ganger's process group, so an interactive program owns the
+//! terminal as under a shell, and signals the terminal sent to that whole group
+//! are not sent a second time; as PID 1 or without a terminal, the child leads
+//! a process group of its own and every signal goes to that whole group, so a
+//! pipeline stops as one. Job-control signals are treated as dumb-init treats
+//! them: TSTP, TTIN and TTOU are passed on and then ganger stops itself; CONT
+//! is passed on once ganger runs again.
 
 use std::ffi::{OsStr, OsString};
-use std::io;
+use std::io::{self, IsTerminal};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicI32, Ordering};
 
-use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
-use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::Pid;
+use nix::errno::Errno;
+use nix::libc;
+use nix::sys::signal::{self, SigSet, SigmaskHow, Signal};
+use nix::unistd::{self, Pid};
+use signal_hook::consts::FORBIDDEN;
+use signal_hook::iterator::SignalsInfo;
+use signal_hook::iterator::exfiltrator::WithOrigin;
+use signal_hook::low_level::siginfo::{Cause, Origin};
 
 use crate::config::App;
 use crate::env::AppEnv;
 use crate::error::{Error, Result};
 use crate::os;
+use crate::reaper;
 
-/// Signals passed on to the child when another process sends them.
-const FORWARDED: [Signal; 6] = [
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGINT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
+/// Where the child runs and where signals to ganger go.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// ganger has a terminal and is not PID 1: the child shares ganger's
+    /// process group, and only signals another process sent are passed on.
+    Foreground,
+    /// PID 1, or no terminal: the child leads its own process group and every
+    /// signal goes to the whole group. `terminal` is the descriptor of a
+    /// terminal whose foreground group ganger leads, to be handed to the child.
+    Group { terminal: Option<i32> },
+}
 
-static CHILD: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn forward(
-    sig: nix::libc::c_int,
-    info: *mut nix::libc::siginfo_t,
-    _: *mut nix::libc::c_void,
-) {
-    // SI_KERNEL and other positive codes mean the terminal (or the kernel) sent it
-    // to the whole foreground group, the child included.
-    // SAFETY: the kernel passes a valid siginfo_t to an SA_SIGINFO handler.
-    let code = unsafe { (*info).si_code };
-    let pid = CHILD.load(Ordering::SeqCst);
-    if code <= 0 && pid > 0 {
-        // SAFETY: kill is async-signal-safe.
-        unsafe {
-            nix::libc::kill(pid, sig);
+impl Mode {
+    fn detect() -> Mode {
+        let (stdin, stdout, stderr) = (io::stdin(), io::stdout(), io::stderr());
+        let fds: [(i32, BorrowedFd<'_>); 3] =
+            [(0, stdin.as_fd()), (1, stdout.as_fd()), (2, stderr.as_fd())];
+        let terminal = fds.iter().find(|(_, fd)| fd.is_terminal());
+        if terminal.is_some() && std::process::id() != 1 {
+            return Mode::Foreground;
         }
+        // As PID 1 on a terminal (`docker run -it`), the child must own the
+        // terminal to read it, as it would under a shell.
+        let terminal = terminal
+            .filter(|(_, fd)| unistd::tcgetpgrp(fd) == Ok(unistd::getpgrp()))
+            .map(|(raw, _)| *raw);
+        Mode::Group { terminal }
     }
+}
+
+/// The signals ganger passes on: every standard signal a handler can catch,
+/// except SIGCHLD, which ganger reaps with.
+fn forwarded() -> Vec<libc::c_int> {
+    (1..32)
+        .filter(|sig| !FORBIDDEN.contains(sig) && *sig != libc::SIGCHLD)
+        .filter(|sig| Signal::try_from(*sig).is_ok())
+        .collect()
 }
 
 /// Runs `command` (a Procfile entry name or a program and its arguments).
@@ -92,22 +114,24 @@ pub fn run(
         .current_dir(root);
     let shown = first.to_string_lossy().into_owned();
 
-    let mut block = SigSet::empty();
-    for sig in FORWARDED {
-        block.add(sig);
-    }
-    let mut original = SigSet::empty();
-    signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&block), Some(&mut original))
-        .map_err(|e| Error::os("cannot block signals", e.into()))?;
-    let action = SigAction::new(
-        SigHandler::SigAction(forward),
-        SaFlags::SA_RESTART | SaFlags::SA_SIGINFO,
-        SigSet::empty(),
-    );
-    for sig in FORWARDED {
-        // SAFETY: the handler only reads an atomic and calls kill.
-        unsafe { signal::sigaction(sig, &action) }
-            .map_err(|e| Error::os("cannot install a signal handler", e.into()))?;
+    let mode = Mode::detect();
+    // Registered before the spawn, so that nothing sent in between is lost:
+    // it waits in the iterator and is passed on once the child exists.
+    let mut signals = forwarded();
+    signals.push(libc::SIGCHLD);
+    let mut signals = SignalsInfo::<WithOrigin>::new(&signals)
+        .map_err(|e| Error::os("cannot install signal handlers", e))?;
+    if let Mode::Group { terminal } = mode {
+        cmd.process_group(0);
+        // SAFETY: the closure only calls async-signal-safe functions.
+        unsafe {
+            cmd.pre_exec(move || {
+                if let Some(fd) = terminal {
+                    take_terminal_in_child(fd);
+                }
+                Ok(())
+            });
+        }
     }
     // SAFETY: the closure only calls async-signal-safe functions.
     unsafe {
@@ -117,13 +141,7 @@ pub fn run(
             Ok(())
         });
     }
-    let spawned = cmd.spawn();
-    if let Ok(child) = &spawned {
-        CHILD.store(i32::try_from(child.id()).unwrap_or(0), Ordering::SeqCst);
-    }
-    signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&original), None)
-        .map_err(|e| Error::os("cannot restore the signal mask", e.into()))?;
-    let child = spawned.map_err(|e| match e.kind() {
+    let child = cmd.spawn().map_err(|e| match e.kind() {
         io::ErrorKind::NotFound if program_exists(first, &cmd) => {
             Error::InterpreterNotFound(shown.clone())
         }
@@ -132,16 +150,63 @@ pub fn run(
         _ => Error::os(format!("cannot run {shown}"), e),
     })?;
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
-    // Waiting for any child, not just ours: as a container's PID 1, orphans are
-    // reparented to ganger and must be reaped too.
-    loop {
-        match waitpid(None, None) {
-            Ok(WaitStatus::Exited(p, code)) if p == pid => return Ok(code),
-            Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => return Ok(128 + sig as i32),
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(Error::os(format!("cannot wait for {shown}"), e.into())),
+    if let Mode::Group { .. } = mode {
+        // Also from this side, so that a signal that comes before the child
+        // has run finds the group; EACCES once the child has exec'd is fine.
+        let _ = unistd::setpgid(pid, pid);
+    }
+    for origin in signals.forever() {
+        if origin.signal == libc::SIGCHLD {
+            // Every child, not just ours: as a container's PID 1, orphans are
+            // reparented to ganger and must be reaped too.
+            if let Some((_, exit)) = reaper::reap().into_iter().find(|(p, _)| *p == pid) {
+                return Ok(exit.status());
+            }
+            continue;
+        }
+        pass_on(mode, pid, &origin);
+    }
+    Err(Error::os(
+        format!("stopped waiting for {shown}"),
+        io::Error::from(io::ErrorKind::UnexpectedEof),
+    ))
+}
+
+/// Passes one signal ganger received on to the child, as `mode` says.
+fn pass_on(mode: Mode, child: Pid, origin: &Origin) {
+    let Ok(sig) = Signal::try_from(origin.signal) else {
+        return;
+    };
+    match mode {
+        // The terminal signals its whole foreground group, the child included.
+        Mode::Foreground if origin.cause == Cause::Kernel => {}
+        Mode::Foreground => {
+            let _ = signal::kill(child, sig);
+        }
+        Mode::Group { .. } => {
+            if signal::killpg(child, sig) == Err(Errno::ESRCH) {
+                let _ = signal::kill(child, sig);
+            }
         }
     }
+    // A stop request for ganger too, which has a handler instead of the
+    // default action: stop as that action would, so the shell sees the job
+    // stop. (As PID 1 the kernel ignores this, as it would the default.)
+    if matches!(sig, Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU) {
+        let _ = signal::raise(Signal::SIGSTOP);
+    }
+}
+
+/// In the child, in its new process group: become the terminal's foreground
+/// group. SIGTTOU is blocked meanwhile, since a background group that sets the
+/// foreground group is sent it; the signal mask is set afresh after this.
+fn take_terminal_in_child(fd: i32) {
+    let mut ttou = SigSet::empty();
+    ttou.add(Signal::SIGTTOU);
+    let _ = signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&ttou), None);
+    // SAFETY: fd is one of 0, 1, 2, open in the child as in ganger.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let _ = unistd::tcsetpgrp(fd, unistd::getpgrp());
 }
 
 /// Whether `program` names an existing file, as `execvp` would look for it (in

@@ -11,6 +11,7 @@ mod shell;
 
 pub use shell::shell_command;
 
+use std::collections::HashMap;
 use std::ffi::{CString, OsString, c_char, c_int};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -54,18 +55,18 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     crate::pipes::open()
 }
 
-/// The variables only one instance has; every other one is in the shared base.
+/// The variables only one instance has; every other one is its type's.
 const PER_INSTANCE: [&str; 2] = ["PORT", "PS"];
 
-/// Starts the instances of one app. What they all share is prepared once: the
-/// environment as C strings (only `PORT` and `PS` differ between instances;
-/// the inherited environment and the dotenv files do not change while ganger
-/// runs), the working directory, `/dev/null` for stdin, the signals the child
-/// resets, and the child's stack.
+/// Starts the instances of one app. What they share is prepared once: the
+/// environment of each type as C strings (instances of a type differ only in
+/// `PORT` and `PS`; the inherited environment and the dotenv files do not
+/// change while ganger runs), the working directory, `/dev/null` for stdin,
+/// the signals the child resets, and the child's stack.
 pub struct Spawner {
-    /// `K=V` of every shared variable.
-    base: Vec<CString>,
-    /// Pointers into `base` and the instance's own variables, null-terminated;
+    /// Type name -> `K=V` of every variable but `PORT` and `PS`.
+    types: HashMap<String, Vec<CString>>,
+    /// Pointers into a type's variables and the instance's own, null-terminated;
     /// kept to reuse its allocation.
     envp: Vec<*const c_char>,
     root: CString,
@@ -77,13 +78,32 @@ pub struct Spawner {
 }
 
 impl Spawner {
-    /// `env` is the full environment of a child without its own `PORT` and
-    /// `PS` (any given are dropped: those are always the instance's). Call it
-    /// once the signal handlers are installed.
-    pub fn new(env: Vec<(OsString, OsString)>, root: &Path) -> io::Result<Self> {
-        let base = env
+    /// A spawner for children that run in `root`. Make it once the signal
+    /// handlers are installed.
+    pub fn new(root: &Path) -> io::Result<Self> {
+        Ok(Spawner {
+            types: HashMap::new(),
+            envp: Vec::new(),
+            root: c_string(root.as_os_str().as_bytes().to_vec())?,
+            dev_null: OwnedFd::from(std::fs::File::open("/dev/null")?),
+            defaults: handled_signals(),
+            parent: nix::unistd::getpid().as_raw(),
+            stack: vec![0; child::STACK_SIZE],
+        })
+    }
+
+    /// Whether the environment of type `name` is known.
+    #[must_use]
+    pub fn knows(&self, name: &str) -> bool {
+        self.types.contains_key(name)
+    }
+
+    /// Takes `env`, the full environment of any instance of type `name`, as
+    /// that type's: its `PORT` and `PS` are dropped (each instance has its own).
+    pub fn learn(&mut self, name: &str, env: Vec<(OsString, OsString)>) -> io::Result<()> {
+        let vars = env
             .into_iter()
-            .filter(|(k, _)| !PER_INSTANCE.iter().any(|name| k == name))
+            .filter(|(k, _)| !PER_INSTANCE.iter().any(|own| k == own))
             .map(|(k, v)| {
                 let mut entry = k.into_vec();
                 entry.push(b'=');
@@ -91,26 +111,21 @@ impl Spawner {
                 c_string(entry)
             })
             .collect::<io::Result<Vec<_>>>()?;
-        let dev_null = OwnedFd::from(std::fs::File::open("/dev/null")?);
-        Ok(Spawner {
-            envp: Vec::with_capacity(base.len() + PER_INSTANCE.len() + 1),
-            base,
-            root: c_string(root.as_os_str().as_bytes().to_vec())?,
-            dev_null,
-            defaults: handled_signals(),
-            parent: nix::unistd::getpid().as_raw(),
-            stack: vec![0; child::STACK_SIZE],
-        })
+        self.envp.reserve(vars.len() + PER_INSTANCE.len() + 1);
+        self.types.insert(name.to_string(), vars);
+        Ok(())
     }
 
-    /// Starts `command` through `/bin/sh -c` with `PORT=port` and `PS=ps`, its
-    /// output going where `streams` says.
+    /// Starts `command` through `/bin/sh -c` with the environment of type
+    /// `name` (see [`Spawner::learn`]), `PORT=port` and `PS=ps`, its output
+    /// going where `streams` says.
     ///
     /// `register` is the keeper's pipe: the child writes its pid (its process
     /// group) there itself, before it runs anything, so that a ganger killed at
     /// any moment after the clone still has the group killed by the keeper.
     pub fn spawn(
         &mut self,
+        name: &str,
         command: &str,
         port: u16,
         ps: &str,
@@ -134,8 +149,11 @@ impl Spawner {
         let command = c_string(shell_command(command).into_bytes())?;
         let port = c_string(format!("PORT={port}").into_bytes())?;
         let ps = c_string(format!("PS={ps}").into_bytes())?;
+        let Some(vars) = self.types.get(name) else {
+            return Err(io::Error::other(format!("no environment for {name}")));
+        };
         self.envp.clear();
-        self.envp.extend(self.base.iter().map(|v| v.as_ptr()));
+        self.envp.extend(vars.iter().map(|v| v.as_ptr()));
         self.envp
             .extend([port.as_ptr(), ps.as_ptr(), std::ptr::null()]);
         let stdout = stdout_write.as_raw_fd();
@@ -225,11 +243,12 @@ mod tests {
             ("PORT".into(), "1".into()),
             ("PS".into(), "other".into()),
         ];
-        let mut starter = Spawner::new(env, Path::new("/")).expect("spawner");
+        let mut starter = Spawner::new(Path::new("/")).expect("spawner");
+        starter.learn("web", env).expect("env");
         let script = "echo $GANGER_T_SHARED $PORT $PS $(pwd); cut -d' ' -f5 /proc/$$/stat; echo $$; \
                       env | grep -c '^PORT='; echo err >&2; read x; echo read=$?";
         let spawned = starter
-            .spawn(script, 5000, "web.1", Streams::Shared, None)
+            .spawn("web", script, 5000, "web.1", Streams::Shared, None)
             .expect("spawn");
         let pid = spawned.pid;
         let (status, out) = finish(spawned);
@@ -243,10 +262,11 @@ mod tests {
     #[test]
     fn the_child_registers_its_group_before_it_runs() {
         let (read, write) = nix::unistd::pipe().expect("pipe");
-        let mut starter = Spawner::new(Vec::new(), Path::new("/")).expect("spawner");
+        let mut starter = Spawner::new(Path::new("/")).expect("spawner");
+        starter.learn("w", Vec::new()).expect("env");
         let register = Some(write.as_fd().as_raw_fd());
         let spawned = starter
-            .spawn("exit 3", 5000, "w.1", Streams::Split, register)
+            .spawn("w", "exit 3", 5000, "w.1", Streams::Split, register)
             .expect("spawn");
         let pid = spawned.pid;
         assert!(spawned.stderr.is_some());
@@ -262,10 +282,11 @@ mod tests {
     #[test]
     fn a_step_that_fails_in_the_child_is_the_spawn_error() {
         let (read, write) = nix::unistd::pipe().expect("pipe");
-        let mut starter =
-            Spawner::new(Vec::new(), Path::new("/nonexistent/ganger")).expect("spawner");
+        let mut starter = Spawner::new(Path::new("/nonexistent/ganger")).expect("spawner");
+        starter.learn("w", Vec::new()).expect("env");
         let error = starter
             .spawn(
+                "w",
                 "true",
                 5000,
                 "w.1",
@@ -285,12 +306,23 @@ mod tests {
 
     #[test]
     fn a_nul_byte_is_an_error_not_a_truncation() {
+        let mut starter = Spawner::new(Path::new("/")).expect("spawner");
         let env = vec![("A".into(), "x\0y".into())];
-        assert!(Spawner::new(env, Path::new("/")).is_err());
-        let mut starter = Spawner::new(Vec::new(), Path::new("/")).expect("spawner");
+        assert!(starter.learn("w", env).is_err());
+        starter.learn("w", Vec::new()).expect("env");
         let error = starter
-            .spawn("echo a\0b", 5000, "w.1", Streams::Shared, None)
+            .spawn("w", "echo a\0b", 5000, "w.1", Streams::Shared, None)
             .expect_err("nul");
         assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn an_unknown_type_is_an_error() {
+        let mut starter = Spawner::new(Path::new("/")).expect("spawner");
+        assert!(!starter.knows("w"));
+        let error = starter
+            .spawn("w", "true", 5000, "w.1", Streams::Shared, None)
+            .expect_err("unknown type");
+        assert_eq!(error.kind(), io::ErrorKind::Other);
     }
 }

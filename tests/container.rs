@@ -144,8 +144,14 @@ impl Container {
     /// `podman run` of this container in the foreground: `entrypoint` then `args`, as an
     /// image's ENTRYPOINT and CMD, in `/app`.
     fn run_command(&self, entrypoint: &[&str], args: &[&str]) -> Command {
+        self.run_command_with(&[], entrypoint, args)
+    }
+
+    /// As [`Container::run_command`], with more `podman run` flags.
+    fn run_command_with(&self, flags: &[&str], entrypoint: &[&str], args: &[&str]) -> Command {
         let mut cmd = podman();
         cmd.args(["run", "--rm", "--name", &self.name, "--network", "none"])
+            .args(flags)
             .arg("--volume")
             .arg(format!("{}:/out", self.dir.path().join("out").display()))
             .args(["--workdir", "/app", "--entrypoint"])
@@ -443,5 +449,52 @@ fn run_of_a_procfile_entry_as_the_container_command_forwards_podman_stop_s_sigte
     // The command's own status after its graceful stop, not ganger's or the runtime's.
     assert_eq!(status.code(), Some(0), "{}\n{stderr}", lines.join("\n"));
     container.wait_recorded("web.1", "TERM");
+    assert!(took < GRACEFUL, "podman stop took {took:?}");
+}
+
+/// `podman healthcheck run NAME`: whether the container is healthy now.
+fn healthy(container: &Container) -> bool {
+    container
+        .podman(&["healthcheck", "run"], &[])
+        .status
+        .success()
+}
+
+#[test]
+fn ganger_health_as_the_health_check_follows_readiness() {
+    let Some(container) = Container::with_procfile(
+        "health",
+        "web: echo waiting; while [ ! -f /out/go ]; do sleep 0.05; done; echo listening; exec sleep 300\nworker: exec sleep 300\n",
+    ) else {
+        return;
+    };
+    std::fs::write(
+        container.dir.path().join("rootfs/app/ganger.toml"),
+        "[process.web]\nready = { log = \"^listening\" }\n[process.worker]\nafter = [\"web\"]\n",
+    )
+    .expect("write ganger.toml");
+    let mut ganger = Running::spawn(container.run_command_with(
+        &[
+            "--health-cmd",
+            "[\"ganger\", \"health\"]",
+            "--health-interval",
+            "disable",
+        ],
+        &ENTRYPOINT,
+        &[],
+    ));
+    ganger.wait_line("web.1", "waiting", LIMIT);
+    assert!(
+        !healthy(&container),
+        "healthy while web.1 waits for its log line"
+    );
+    std::fs::write(container.dir.path().join("out/go"), "").expect("write go");
+    ganger.wait_for("worker.1 started", LIMIT);
+    wait_until("the container to report healthy", || {
+        healthy(&container).then_some(())
+    });
+    let took = container.stop(10);
+    let (status, lines, stderr) = ganger.finish(LIMIT);
+    assert_eq!(status.code(), Some(143), "{}\n{stderr}", lines.join("\n"));
     assert!(took < GRACEFUL, "podman stop took {took:?}");
 }

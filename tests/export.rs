@@ -4,15 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use serde::Deserialize;
 
+use crate::export_tools::*;
 use crate::support::*;
 
 /// Values that break naive quoting in at least one format.
@@ -51,22 +49,6 @@ const FORMATION: &str = "web=2,worker=1,clock=0";
 /// The instances [`FORMATION`] gives with `-p 6000`: PS and PORT.
 const INSTANCES: &[(&str, &str)] = &[("web.1", "6000"), ("web.2", "6001"), ("worker.1", "6100")];
 
-/// A dotenv double-quoted string that dotenvy reads back as `value`.
-pub(crate) fn dotenv_quote(value: &str) -> String {
-    let mut out = String::from("\"");
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '$' => out.push_str("\\$"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// An app with the hostile `.env` and a Procfile of three types.
 fn hostile_app() -> App {
     let app = App::new();
@@ -87,12 +69,11 @@ fn root(app: &App) -> PathBuf {
     app.path().join(ROOT).canonicalize().expect("root")
 }
 
-pub(crate) fn current_user() -> String {
-    let out = Command::new("id").arg("-un").output().expect("id -un");
-    String::from_utf8(out.stdout)
-        .expect("utf8")
-        .trim()
-        .to_string()
+/// A `ganger` command in the app root.
+fn in_root(app: &App) -> Command {
+    let mut cmd = app.ganger();
+    cmd.current_dir(app.path().join(ROOT));
+    cmd
 }
 
 /// Runs `ganger export FORMAT <tmp>/export-FORMAT` in the app root with the
@@ -101,8 +82,7 @@ fn export(app: &App, format: &str, extra: &[&str]) -> PathBuf {
     let dir = app.path().join(format!("export-{format}"));
     let user = current_user();
     let log = app.path().join("log");
-    let mut cmd = app.ganger();
-    cmd.current_dir(app.path().join(ROOT));
+    let mut cmd = in_root(app);
     cmd.args(["export", format])
         .arg(&dir)
         .args(["-m", FORMATION, "-p", "6000", "-u", &user, "-l"])
@@ -119,15 +99,6 @@ fn mode(path: &Path) -> u32 {
         .permissions()
         .mode()
         & 0o777
-}
-
-pub(crate) fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("read_dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// `env -0` output as a map.
@@ -196,94 +167,6 @@ fn assert_no_pwned(app: &App) {
     }
 }
 
-/// A daemon the test started; stopping it (and anything it left) on drop.
-pub(crate) struct Daemon {
-    pub(crate) child: Child,
-    stop: Signal,
-    /// Its stdout and stderr.
-    pub(crate) log: PathBuf,
-}
-
-impl Daemon {
-    pub(crate) fn spawn(mut cmd: Command, stop: Signal, log: PathBuf) -> Self {
-        let out = std::fs::File::create(&log).expect("daemon log");
-        let err = out.try_clone().expect("daemon log");
-        cmd.stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0);
-        Daemon {
-            child: cmd.spawn().expect("spawn daemon"),
-            stop,
-            log,
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        i32::try_from(self.child.id()).expect("pid")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let family = descendants(self.pid());
-        let _ = kill(Pid::from_raw(self.pid()), self.stop);
-        let deadline = Instant::now() + Duration::from_secs(8);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // The daemon stops its children itself; whatever is left gets SIGKILL.
-        let _ = kill(Pid::from_raw(-self.pid()), Signal::SIGKILL);
-        for pid in &family {
-            if alive(*pid) {
-                let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
-            }
-        }
-        wait_all_dead(&family, Duration::from_secs(5));
-    }
-}
-
-/// Every process below `pid` right now.
-fn descendants(pid: i32) -> Vec<i32> {
-    let mut parents: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some((_, rest)) = stat.rsplit_once(") ") else {
-            continue;
-        };
-        if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
-            parents.entry(ppid).or_default().push(child);
-        }
-    }
-    let mut found = Vec::new();
-    let mut queue = vec![pid];
-    while let Some(p) = queue.pop() {
-        for &child in parents.get(&p).map(Vec::as_slice).unwrap_or_default() {
-            found.push(child);
-            queue.push(child);
-        }
-    }
-    found
-}
-
-/// Waits for every instance to be up (records written) and checks them while
-/// the daemon still runs; the guard stops it.
-fn run_daemon_and_check(app: &App, cmd: Command, stop: Signal) {
-    let mut daemon = Daemon::spawn(cmd, stop, app.path().join("daemon.log"));
-    assert_instances_ran(app, &mut daemon);
-    drop(daemon);
-}
-
 #[test]
 fn systemd_units_pass_systemd_analyze_verify_and_carry_values_exactly() {
     if !require_tool("systemd-analyze") {
@@ -308,27 +191,7 @@ fn systemd_units_pass_systemd_analyze_verify_and_carry_values_exactly() {
         "{target}"
     );
 
-    let paths: Vec<PathBuf> = units.iter().map(|u| dir.join(u)).collect();
-    let plain = Command::new("systemd-analyze")
-        .args(["verify", "--man=no"])
-        .args(&paths)
-        .output()
-        .expect("verify");
-    let stderr = String::from_utf8_lossy(&plain.stderr);
-    assert!(
-        plain.status.success() && stderr.trim().is_empty(),
-        "systemd-analyze verify:\n{stderr}"
-    );
-
-    // At debug level, verify dumps each unit as systemd parsed it.
-    let dump = Command::new("systemd-analyze")
-        .env("SYSTEMD_LOG_LEVEL", "debug")
-        .args(["verify", "--man=no"])
-        .args(&paths)
-        .output()
-        .expect("verify");
-    let dump =
-        String::from_utf8_lossy(&dump.stdout).into_owned() + &String::from_utf8_lossy(&dump.stderr);
+    let dump = verify_units(&dir);
     let root = root(&app);
     for (ps, port) in INSTANCES {
         let unit = format!("app-{ps}.service");
@@ -346,11 +209,8 @@ fn systemd_units_pass_systemd_analyze_verify_and_carry_values_exactly() {
                 "{unit}: systemd did not read {key}={value:?}:\n{section}"
             );
         }
-        assert!(
-            section.contains(&format!("\t\tWorkingDirectory: {}\n", root.display())),
-            "{section}"
-        );
-        assert!(section.contains("\t\tTimeoutStopSec: 7s\n"), "{section}");
+        let cwd = format!("WorkingDirectory: {}", root.display());
+        assert_read(&dump, &unit, &[&cwd, "TimeoutStopSec: 7s"]);
         let line = section
             .lines()
             .find_map(|l| l.trim_start().strip_prefix("Command Line: "))
@@ -364,49 +224,6 @@ fn systemd_units_pass_systemd_analyze_verify_and_carry_values_exactly() {
     }
 }
 
-/// The part of a `systemd-analyze` debug dump about one unit.
-fn unit_dump<'a>(dump: &'a str, unit: &str) -> &'a str {
-    let header = format!("-> Unit {unit}:");
-    let start = dump
-        .find(&header)
-        .unwrap_or_else(|| panic!("no dump of {unit}:\n{dump}"));
-    let rest = &dump[start + header.len()..];
-    &rest[..rest.find("-> Unit ").unwrap_or(rest.len())]
-}
-
-/// Splits systemd's quoted rendering of a command line back into words.
-fn split_dumped_command(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut chars = line.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        if c == ' ' {
-            chars.next();
-            continue;
-        }
-        let mut word = String::new();
-        if c == '"' {
-            chars.next();
-            while let Some(c) = chars.next() {
-                match c {
-                    '"' => break,
-                    '\\' => word.push(chars.next().expect("escaped char")),
-                    c => word.push(c),
-                }
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c == ' ' {
-                    break;
-                }
-                word.push(c);
-                chars.next();
-            }
-        }
-        words.push(word);
-    }
-    words
-}
-
 #[test]
 fn supervisord_runs_the_export_and_every_value_arrives_exactly() {
     if !require_tool("supervisord") {
@@ -416,32 +233,9 @@ fn supervisord_runs_the_export_and_every_value_arrives_exactly() {
     let dir = export(&app, "supervisord", &[]);
     assert_eq!(names(&dir), ["app.conf"]);
     assert_eq!(mode(&dir.join("app.conf")), 0o600);
-    run_daemon_and_check(
-        &app,
-        supervisord(&app, &dir.join("app.conf")),
-        Signal::SIGTERM,
-    );
-}
-
-/// A `supervisord` command in the foreground, its own state in the app's
-/// temp dir, running the exported `conf`.
-pub(crate) fn supervisord(app: &App, conf: &Path) -> Command {
-    let state = app.path().join("supervisord");
-    std::fs::create_dir_all(&state).expect("state dir");
-    let main = state.join("supervisord.conf");
-    std::fs::write(
-        &main,
-        format!(
-            "[supervisord]\nnodaemon=true\nlogfile={s}/supervisord.log\npidfile={s}/supervisord.pid\nchildlogdir={s}\n\n\
-             [include]\nfiles={conf}\n",
-            s = state.display(),
-            conf = conf.display()
-        ),
-    )
-    .expect("main conf");
-    let mut cmd = Command::new("supervisord");
-    cmd.arg("-c").arg(&main);
-    cmd
+    let mut daemon = start_supervisord(&app, &dir.join("app.conf"));
+    assert_instances_ran(&app, &mut daemon);
+    drop(daemon);
 }
 
 #[test]
@@ -463,18 +257,9 @@ fn runsvdir_runs_the_export_and_every_value_arrives_exactly() {
         assert!(service.join("env/H_NEWLINE").exists() && !service.join("env/H_SPACES").exists());
         assert_eq!(mode(&service.join("log/run")), 0o755);
     }
-    // runsvdir runs a copy, so that its supervise/ state stays out of the export.
-    let services = app.path().join("service");
-    let copied = Command::new("cp")
-        .arg("-a")
-        .arg(&dir)
-        .arg(&services)
-        .status()
-        .expect("cp");
-    assert!(copied.success());
-    let mut cmd = Command::new("runsvdir");
-    cmd.arg(&services);
-    run_daemon_and_check(&app, cmd, Signal::SIGHUP);
+    let (mut daemon, _) = start_runit(&app, &dir);
+    assert_instances_ran(&app, &mut daemon);
+    drop(daemon);
     let logged = app.path().join("log/web-1");
     assert!(
         logged.is_dir(),
@@ -503,17 +288,7 @@ fn kubernetes_validate_accepts_the_stream_with_replicas_and_env_from_a_secret() 
     assert_eq!(names(&dir), ["app.yaml"]);
     let file = dir.join("app.yaml");
     assert_eq!(mode(&file), 0o600);
-    let out = Command::new("kubernetes-validate")
-        .arg("--strict")
-        .arg(&file)
-        .output()
-        .expect("kubernetes-validate");
-    assert!(
-        out.status.success(),
-        "kubernetes-validate --strict:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_kubernetes_valid(&file);
 
     let text = std::fs::read_to_string(&file).expect("yaml");
     let objects: Vec<Object> = serde_yaml_ng::Deserializer::from_str(&text)
@@ -594,17 +369,7 @@ fn compose_file_validates_against_the_compose_specification() {
     assert_eq!(names(&dir), ["compose.yaml"]);
     let file = dir.join("compose.yaml");
     assert_eq!(mode(&file), 0o600);
-    let out = Command::new("check-jsonschema")
-        .args(["--builtin-schema", "vendor.compose-spec"])
-        .arg(&file)
-        .output()
-        .expect("check-jsonschema");
-    assert!(
-        out.status.success(),
-        "the Compose specification schema rejects the file:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_compose_valid(&file);
 
     let doc: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(&std::fs::read_to_string(&file).expect("yaml")).expect("parse");
@@ -692,17 +457,13 @@ fn launchd_plists_parse_and_have_the_keys_launchd_needs() {
         assert_eq!(got, expected, "{file}");
 
         if python {
-            let out = Command::new("python3")
-                .args(["-c", "import json, plistlib, sys; print(json.dumps(plistlib.load(open(sys.argv[1], 'rb'))))"])
-                .arg(&path)
-                .output()
-                .expect("python3");
-            assert!(
-                out.status.success(),
-                "plistlib: {}",
-                String::from_utf8_lossy(&out.stderr)
+            let out = assert_succeeds(
+                Command::new("python3")
+                    .args(["-c", "import json, plistlib, sys; print(json.dumps(plistlib.load(open(sys.argv[1], 'rb'))))"])
+                    .arg(&path),
+                "plistlib",
             );
-            let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+            let parsed: serde_json::Value = serde_json::from_slice(&out).expect("json");
             for key in [
                 "Label",
                 "ProgramArguments",
@@ -739,12 +500,14 @@ fn reexport_replaces_this_apps_files_and_leaves_the_rest() {
         "[Service]\nExecStart=/bin/true\n",
     )
     .expect("write");
-    let mut cmd = app.ganger();
-    cmd.current_dir(app.path().join(ROOT));
-    cmd.args(["export", "systemd"])
-        .arg(&dir)
-        .args(["-m", "all=0,web=1", "-u", "root"]);
-    run_with_deadline(cmd, Duration::from_secs(30)).assert_code(0);
+    let reexport = |format: &str, dir: &Path, formation: &str| {
+        let mut cmd = in_root(&app);
+        cmd.args(["export", format])
+            .arg(dir)
+            .args(["-m", formation, "-u", "root"]);
+        run_with_deadline(cmd, Duration::from_secs(30)).assert_code(0);
+    };
+    reexport("systemd", &dir, "all=0,web=1");
     assert_eq!(
         names(&dir),
         [
@@ -756,12 +519,7 @@ fn reexport_replaces_this_apps_files_and_leaves_the_rest() {
     );
 
     let runit = export(&app, "runit", &[]);
-    let mut cmd = app.ganger();
-    cmd.current_dir(app.path().join(ROOT));
-    cmd.args(["export", "runit"])
-        .arg(&runit)
-        .args(["-m", "all=0,worker=1", "-u", "root"]);
-    run_with_deadline(cmd, Duration::from_secs(30)).assert_code(0);
+    reexport("runit", &runit, "all=0,worker=1");
     assert_eq!(names(&runit), ["app-worker-1"]);
     let leftovers: Vec<String> = names(&runit)
         .into_iter()
@@ -776,8 +534,7 @@ fn flags_come_from_ganger_variables_too() {
     let dir = app.path().join("units");
     // supervisord's export creates the log directory: keep it in the temp dir.
     let log = app.path().join("srv-log");
-    let mut cmd = app.ganger();
-    cmd.current_dir(app.path().join(ROOT));
+    let mut cmd = in_root(&app);
     cmd.env("GANGER_APP", "shop")
         .env("GANGER_USER", "nobody")
         .env("GANGER_LOG", &log)
@@ -804,8 +561,7 @@ fn export_errors_are_clear() {
     let app = hostile_app();
     let root = app.path().join(ROOT);
     let run = |args: &[&str]| {
-        let mut cmd = app.ganger();
-        cmd.current_dir(&root);
+        let mut cmd = in_root(&app);
         cmd.args(args);
         run_with_deadline(cmd, Duration::from_secs(30))
     };

@@ -8,10 +8,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use crate::export::{Daemon, current_user, dotenv_quote, names, supervisord};
+use crate::export_tools::{
+    assert_compose_valid, assert_kubernetes_valid, assert_succeeds, current_user, dotenv_quote,
+    names, start_supervisord, verify_units,
+};
 use crate::support::*;
 
 fn app_with(procfile: &str, env: &[(&str, &str)]) -> App {
@@ -230,18 +232,11 @@ def conv(v):
     return {(k if isinstance(k, str) else "not a string: " + repr(k)): conv(x) for k, x in v.items()}
 print(json.dumps([conv(d) for d in yaml.safe_load_all(open(sys.argv[1], encoding="utf-8"))]))
 "#;
-    let out = Command::new("python3")
-        .args(["-c", SCRIPT])
-        .arg(path)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "PyYAML cannot read {}:\n{}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
+    let out = assert_succeeds(
+        Command::new("python3").args(["-c", SCRIPT]).arg(path),
+        &format!("PyYAML cannot read {}", path.display()),
     );
-    serde_json::from_slice(&out.stdout).expect("json")
+    serde_json::from_slice(&out).expect("json")
 }
 
 /// Every place in `value` where PyYAML read something other than a string.
@@ -296,18 +291,7 @@ fn yaml_exports_read_back_as_the_same_strings_under_yaml_1_1() {
     app.run(&["export", "kubernetes", "k8s", "-a", "shop"])
         .assert_code(0);
     let file = app.path().join("k8s/shop.yaml");
-    let out = Command::new("kubernetes-validate")
-        .arg("--strict")
-        .arg(&file)
-        .output()
-        .expect("kubernetes-validate");
-    assert!(
-        out.status.success(),
-        "kubernetes-validate --strict:\n{}{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        read(&file)
-    );
+    assert_kubernetes_valid(&file);
     let docs = pyyaml(&file);
     let mut wrong = Vec::new();
     non_strings(&Value::Array(docs.clone()), "", &mut wrong);
@@ -344,17 +328,7 @@ fn yaml_exports_read_back_as_the_same_strings_under_yaml_1_1() {
         assert_eq!(env, expected, "{service}");
     }
     if require_tool("check-jsonschema") {
-        let out = Command::new("check-jsonschema")
-            .args(["--builtin-schema", "vendor.compose-spec"])
-            .arg(&file)
-            .output()
-            .expect("check-jsonschema");
-        assert!(
-            out.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_compose_valid(&file);
     }
 }
 
@@ -404,17 +378,7 @@ fn characters_next_to_the_noncharacters_still_export() {
         app.run(&["export", "systemd", "units", "-u", "root"])
             .assert_code(0);
         let units = app.path().join("units");
-        let out = Command::new("systemd-analyze")
-            .args(["verify", "--man=no"])
-            .arg(units.join("app-web.1.service"))
-            .arg(units.join("app.target"))
-            .output()
-            .expect("verify");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() && stderr.trim().is_empty(),
-            "systemd-analyze verify:\n{stderr}"
-        );
+        verify_units(&units);
     }
     app.run(&["export", "launchd", "plists"]).assert_code(0);
     let job: plist::Dictionary =
@@ -460,11 +424,7 @@ fn supervisord_starts_the_programs_when_the_log_directory_does_not_exist_yet() {
         .assert_code(0)
         .assert_stderr_has("warning: cannot create the log directory not-a-dir/log");
 
-    let mut daemon = Daemon::spawn(
-        supervisord(&app, &app.path().join("conf.d/shop.conf")),
-        Signal::SIGTERM,
-        app.path().join("daemon.log"),
-    );
+    let mut daemon = start_supervisord(&app, &app.path().join("conf.d/shop.conf"));
     let deadline = Instant::now() + Duration::from_secs(15);
     for (file, line) in [
         ("web-1.log", "web on 5000\n"),

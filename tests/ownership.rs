@@ -185,3 +185,27 @@ fn a_stopped_instance_is_continued_so_that_it_stops_gracefully() {
     assert!(text.contains("web.1 was killed by SIGTERM"), "{text}");
     assert!(!text.contains("SIGKILL"), "{text}");
 }
+
+#[test]
+fn the_kill_line_names_processes_that_left_their_group() {
+    let app = App::with_procfile(
+        "web: setsid sh -c 'trap \"\" TERM; echo stray=$$; exec sleep 1000' & exec sleep 300\n",
+    );
+    let mut ganger = app.spawn(&["start", "-t", "0.5", "--no-timestamp"]);
+    let line = ganger.wait_for("stray=", LIMIT);
+    let stray: i32 = line
+        .rsplit_once("stray=")
+        .and_then(|(_, p)| p.trim().parse().ok())
+        .expect("pid");
+    ganger.signal("TERM");
+    let (status, lines, _) = ganger.finish(LIMIT);
+    assert_eq!(status.code(), Some(143));
+    let text = lines.join("\n");
+    assert!(
+        text.contains(&format!(
+            "sending SIGKILL to processes left behind: {stray} (sleep)"
+        )),
+        "{text}"
+    );
+    assert!(!alive(stray));
+}

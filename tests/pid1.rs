@@ -9,7 +9,7 @@ use crate::support::*;
 const LIMIT: Duration = Duration::from_secs(30);
 
 /// `unshare` needs root; under CI=true a missing tool or privilege fails.
-fn can_unshare() -> bool {
+pub(crate) fn can_unshare() -> bool {
     if !require_tool("unshare") {
         return false;
     }
@@ -25,7 +25,7 @@ fn can_unshare() -> bool {
 }
 
 /// `ganger ARGS` as PID 1 of a new PID namespace, in `app`'s directory.
-fn in_namespace(app: &App, args: &[&str]) -> Command {
+pub(crate) fn in_namespace(app: &App, args: &[&str]) -> Command {
     let cmd = app.ganger();
     let program = cmd.get_program().to_owned();
     let mut wrapped = Command::new("unshare");
@@ -45,7 +45,7 @@ fn in_namespace(app: &App, args: &[&str]) -> Command {
 }
 
 /// The host pid of the first child of `pid` (ganger, under unshare).
-fn first_child(pid: i32) -> i32 {
+pub(crate) fn first_child(pid: i32) -> i32 {
     let deadline = std::time::Instant::now() + LIMIT;
     loop {
         let children =

@@ -103,7 +103,7 @@ fn inherited_environment_wins_over_dotenv() {
 #[test]
 fn procfile_entry_gets_its_port_and_ps() {
     let app = App::with_procfile("web: env\nworker: env\nclock: env\n");
-    app.write(".env", "PORT=1\nPS=nope\n");
+    app.write(".env", "PS=nope\n");
 
     let env = env_map(&app.run(&["run", "clock"]).assert_code(0).stdout);
     assert_eq!(
@@ -138,6 +138,43 @@ fn procfile_entry_gets_its_port_and_ps() {
             .stdout,
     );
     assert_eq!(env["PORT"], "6000");
+}
+
+/// foreman's and honcho's rule: a `PORT` in `.env` is the base port when
+/// neither `-p`/`GANGER_PORT` nor the inherited environment gives one; each
+/// instance's own PORT is still computed from it.
+#[test]
+fn dotenv_port_is_the_base_when_nothing_else_gives_one() {
+    let app = App::with_procfile("web: env\nworker: env\n");
+    app.write(".env", "PORT=3000\n");
+    let port = |run: Run| env_map(&run.assert_code(0).stdout)["PORT"].clone();
+    assert_eq!(port(app.run(&["run", "web"])), "3000");
+    assert_eq!(port(app.run(&["run", "worker"])), "3100");
+    assert_eq!(port(app.run(&["run", "-p", "7000", "web"])), "7000");
+    assert_eq!(
+        port(app.run_with_env(&["run", "web"], &[("GANGER_PORT", "7100")])),
+        "7100"
+    );
+    assert_eq!(
+        port(app.run_with_env(&["run", "web"], &[("PORT", "4000")])),
+        "4000"
+    );
+
+    let run = app.run(&["check", "-m", "web=2,worker=1"]);
+    run.assert_code(0);
+    for (ps, port) in [("web.1", 3000), ("web.2", 3001), ("worker.1", 3100)] {
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.contains(ps) && l.contains(&format!("PORT={port}"))),
+            "{}",
+            run.stdout
+        );
+    }
+
+    app.write(".env", "A=1\nPORT=web\n");
+    let run = app.run(&["run", "web"]);
+    assert_fails_with(&run, 1, &["invalid base port `web` from PORT in", ".env:2"]);
 }
 
 #[test]

@@ -31,11 +31,11 @@ fn spawns_each_instance_in_its_own_group_with_null_stdin_env_and_root() {
         "web: echo \"pgid=$(ps -o pgid= -p $$ | tr -d ' ') pid=$$ stdin=$(readlink /proc/$$/fd/0) port=$PORT ps=$PS dir=$(pwd) file=$FROM_FILE\"; {MARK}; sleep 30\n{}",
         barrier(2)
     ));
-    app.write(".env", "FROM_FILE=yes\nPORT=1\n");
+    app.write(".env", "FROM_FILE=yes\nPORT=3000\n");
     let run = app.run(&["start", "-m", "web=2", "--no-timestamp"]);
     run.assert_code(0);
     let root = std::fs::canonicalize(app.path()).expect("canonical");
-    for (ps, port) in [("web.1", 5000), ("web.2", 5001)] {
+    for (ps, port) in [("web.1", 3000), ("web.2", 3001)] {
         let lines = run.lines_of(ps);
         assert_eq!(lines.len(), 1, "{}", run.stdout);
         let line = &lines[0];

@@ -130,6 +130,7 @@ impl App {
 
 /// A finished run: status, stdout and stderr as text.
 #[derive(Debug)]
+#[must_use = "a run is there to be checked"]
 pub struct Run {
     pub status: ExitStatus,
     pub stdout: String,
@@ -225,6 +226,7 @@ pub fn run_with_deadline(mut cmd: Command, limit: Duration) -> Run {
 }
 
 /// A running ganger whose stdout is read line by line in the background.
+#[must_use = "a running ganger is there to be stopped and checked"]
 pub struct Running {
     pub child: Child,
     lines: mpsc::Receiver<String>,

@@ -4,7 +4,7 @@
 //!
 //! Requests: `{"cmd":"ps"}`, `{"cmd":"restart","targets":["web"]}`,
 //! `{"cmd":"stop","targets":["web.2"]}`, `{"cmd":"scale","spec":"web=3"}`,
-//! `{"cmd":"quit"}`. Every reply has `"ok"`; a failed one has `"error"`, a
+//! `{"cmd":"quit"}`, `{"cmd":"health"}`. Every reply has `"ok"`; a failed one has `"error"`, a
 //! successful one `"message"` or, for `ps`, `"instances"`.
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +25,7 @@ pub enum Request {
         spec: String,
     },
     Quit,
+    Health,
 }
 
 /// One row of `ganger ps`.

@@ -10,6 +10,16 @@
 //! first port), and `PS` is exact only for a single replica; with more, it is
 //! the pod's name (downward API). The container image is `APP`; the process runs
 //! in the image's working directory. The file carries the env and is 0600.
+//!
+//! Per type: `terminationGracePeriodSeconds`; a stop signal other than SIGTERM
+//! through a `preStop` hook; a `oneshot` type is a Job (`restartPolicy: Never`
+//! and `backoffLimit: 0`, or `OnFailure` when it restarts on failure).
+//!
+//! Start-up order: the release phase is the Job `APP-release` (run once, never
+//! retried); `port`, `exec` and `http` readiness are the container's
+//! `readinessProbe` (`tcpSocket`, `exec`, `httpGet` on PORT). Kubernetes has no
+//! start order between workloads, so `after` and waiting for the release Job
+//! are not written here: the README says how to apply the release first.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,8 +27,13 @@ use std::path::Path;
 use serde_yaml_ng::{Mapping, Value};
 
 use super::yaml::{map, mapping, yaml};
-use super::{Entry, Export, Format, Process, has_marker, marker};
+use super::{Entry, Export, Format, Lifecycle, Probe, Process, has_marker, marker};
 use crate::error::Result;
+
+/// The Secret's component label. A type's component never holds a `.`, so a
+/// selector can pick the Secret and the release Job alone
+/// (`component in (env.secret,release)`) to apply them before the rest.
+const SECRET_COMPONENT: &str = "env.secret";
 
 pub fn render(export: &Export) -> Result<Vec<Entry>> {
     let app = dns_label(&export.app, "the app name")?;
@@ -48,7 +63,7 @@ pub fn render(export: &Export) -> Result<Vec<Entry>> {
         docs.push(map([
             ("apiVersion", "v1".into()),
             ("kind", "Secret".into()),
-            ("metadata", metadata(&secret_name, &app, None)),
+            ("metadata", metadata(&secret_name, &app, SECRET_COMPONENT)),
             ("type", "Opaque".into()),
             ("stringData", Value::Mapping(data)),
         ]));
@@ -60,7 +75,7 @@ pub fn render(export: &Export) -> Result<Vec<Entry>> {
             name,
             secret: &secret_name,
         };
-        docs.push(deployment(export, process, &names));
+        docs.push(workload(export, process, &names));
         if process.binds_port() {
             docs.push(service(process, &names));
         }
@@ -88,7 +103,8 @@ pub fn owns(app: &str, name: &str, path: &Path) -> bool {
     name == format!("{app}.yaml") && has_marker(path, app)
 }
 
-fn deployment(export: &Export, process: &Process, names: &Names) -> Value {
+/// The container that runs one type's command.
+fn container(export: &Export, process: &Process, names: &Names) -> Value {
     let ps = match process.shared_ps() {
         Some(ps) => map([("name", "PS".into()), ("value", ps.into())]),
         None => map([
@@ -137,41 +153,114 @@ fn deployment(export: &Export, process: &Process, names: &Names) -> Value {
             ])]),
         );
     }
-    let labels = labels(names.app, Some(names.part));
+    if let Some(probe) = readiness_probe(process) {
+        container.insert("readinessProbe".into(), probe);
+    }
+    if let Some(hook) = pre_stop(&process.life) {
+        container.insert("lifecycle".into(), hook);
+    }
+    Value::Mapping(container)
+}
+
+/// A Deployment for a service (its pods always restart: Kubernetes has no
+/// on-failure for them), a Job for a `oneshot` type.
+fn workload(export: &Export, process: &Process, names: &Names) -> Value {
+    let life = &process.life;
+    let labels = labels(names.app, names.part);
+    let mut pod = mapping([("terminationGracePeriodSeconds", life.timeout_secs().into())]);
+    if life.runs.oneshot() {
+        let policy = if life.runs.retries_failure() {
+            "OnFailure"
+        } else {
+            "Never"
+        };
+        pod.insert("restartPolicy".into(), policy.into());
+    }
+    pod.insert(
+        "containers".into(),
+        Value::Sequence(vec![container(export, process, names)]),
+    );
+    let template = map([
+        ("metadata", map([("labels", labels.clone())])),
+        ("spec", Value::Mapping(pod)),
+    ]);
+    let count: u64 = process.instances.len() as u64;
+    let metadata = metadata(names.name, names.app, names.part);
+    if life.runs.oneshot() {
+        let mut spec = mapping([("completions", count.into()), ("parallelism", count.into())]);
+        if !life.runs.retries_failure() {
+            // Run once: a failed pod fails the Job instead of being replaced.
+            spec.insert("backoffLimit".into(), 0u64.into());
+        }
+        spec.insert("template".into(), template);
+        return map([
+            ("apiVersion", "batch/v1".into()),
+            ("kind", "Job".into()),
+            ("metadata", metadata),
+            ("spec", Value::Mapping(spec)),
+        ]);
+    }
     map([
         ("apiVersion", "apps/v1".into()),
         ("kind", "Deployment".into()),
-        (
-            "metadata",
-            metadata(names.name, names.app, Some(names.part)),
-        ),
+        ("metadata", metadata),
         (
             "spec",
             map([
-                ("replicas", (process.instances.len() as u64).into()),
-                ("selector", map([("matchLabels", labels.clone())])),
-                (
-                    "template",
-                    map([
-                        ("metadata", map([("labels", labels)])),
-                        (
-                            "spec",
-                            map([
-                                (
-                                    "terminationGracePeriodSeconds",
-                                    export.timeout_secs().into(),
-                                ),
-                                (
-                                    "containers",
-                                    Value::Sequence(vec![Value::Mapping(container)]),
-                                ),
-                            ]),
-                        ),
-                    ]),
-                ),
+                ("replicas", count.into()),
+                ("selector", map([("matchLabels", labels)])),
+                ("template", template),
             ]),
         ),
     ])
+}
+
+/// The type's readiness as the kubelet's probe, on the PORT the container
+/// gets. An `exec` probe is exec'd as it is (no `$(VAR)` expansion there, so
+/// no `$$`), through `/bin/sh -c` as `start` runs it; 5 s bounds each run, as
+/// in `start`.
+fn readiness_probe(process: &Process) -> Option<Value> {
+    let port = Value::from(process.first_port());
+    let (kind, action) = match process.probe()? {
+        Probe::Port => ("tcpSocket", map([("port", port)])),
+        Probe::Exec(cmd) => (
+            "exec",
+            map([(
+                "command",
+                Value::Sequence(vec!["/bin/sh".into(), "-c".into(), cmd.into()]),
+            )]),
+        ),
+        Probe::Http(path) => ("httpGet", map([("path", path.into()), ("port", port)])),
+    };
+    Some(map([
+        (kind, action),
+        ("periodSeconds", 5u64.into()),
+        ("timeoutSeconds", 5u64.into()),
+    ]))
+}
+
+/// Kubernetes always stops a container with SIGTERM to its PID 1. A hook that
+/// runs before that sends the type's own signal to PID 1 instead, then waits
+/// (the grace period counts the hook's time) so that the SIGTERM comes only
+/// when the grace is over, just before SIGKILL. PID 1 is the process when
+/// `/bin/sh -c` execs a single program; for a compound command it is the
+/// shell, which, as PID 1, ignores the signal as it ignores SIGTERM.
+fn pre_stop(life: &Lifecycle) -> Option<Value> {
+    life.custom_signal()?;
+    let script = format!(
+        "kill -s {} 1; while kill -0 1 2>/dev/null; do sleep 1; done",
+        life.signal_name()
+    );
+    Some(map([(
+        "preStop",
+        map([(
+            "exec",
+            map([(
+                "command",
+                Value::Sequence(vec!["/bin/sh".into(), "-c".into(), script.into()]),
+            )]),
+        )]),
+    )]))
 }
 
 fn service(process: &Process, names: &Names) -> Value {
@@ -179,14 +268,11 @@ fn service(process: &Process, names: &Names) -> Value {
     map([
         ("apiVersion", "v1".into()),
         ("kind", "Service".into()),
-        (
-            "metadata",
-            metadata(names.name, names.app, Some(names.part)),
-        ),
+        ("metadata", metadata(names.name, names.app, names.part)),
         (
             "spec",
             map([
-                ("selector", labels(names.app, Some(names.part))),
+                ("selector", labels(names.app, names.part)),
                 (
                     "ports",
                     Value::Sequence(vec![map([
@@ -200,17 +286,16 @@ fn service(process: &Process, names: &Names) -> Value {
     ])
 }
 
-fn metadata(name: &str, app: &str, component: Option<&str>) -> Value {
+fn metadata(name: &str, app: &str, component: &str) -> Value {
     map([("name", name.into()), ("labels", labels(app, component))])
 }
 
 /// The recommended `app.kubernetes.io` labels; process names are valid label values.
-fn labels(app: &str, component: Option<&str>) -> Value {
-    let mut labels = mapping([("app.kubernetes.io/name", app.into())]);
-    if let Some(component) = component {
-        labels.insert("app.kubernetes.io/component".into(), component.into());
-    }
-    Value::Mapping(labels)
+fn labels(app: &str, component: &str) -> Value {
+    map([
+        ("app.kubernetes.io/name", app.into()),
+        ("app.kubernetes.io/component", component.into()),
+    ])
 }
 
 /// A process type as a DNS-1123 label (container names, label values):

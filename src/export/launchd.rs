@@ -6,13 +6,16 @@
 //! arguments and variables as they are, with no shell or expansion in between.
 //! XML 1.0 cannot hold most control characters at all, nor U+FFFE and U+FFFF,
 //! so a value with one, or with any Unicode noncharacter, is an error here. The files carry the environment and are 0600.
+//!
+//! Per type: `ExitTimeOut` and `KeepAlive`. launchd has no key for the stop
+//! signal (it always sends SIGTERM), so `stop_signal` is not carried.
 
 use std::path::Path;
 
 use plist::{Dictionary, Value};
 
 use super::checks::refuse_noncharacter;
-use super::{Entry, Export, Format, after_app, marker};
+use super::{Entry, Export, Format, Runs, after_app, marker};
 use crate::error::{Error, Result};
 
 pub fn render(export: &Export) -> Result<Vec<Entry>> {
@@ -25,7 +28,7 @@ pub fn render(export: &Export) -> Result<Vec<Entry>> {
         why,
     )?;
     let mut entries = Vec::new();
-    for inst in export.instances() {
+    for (process, inst) in export.each() {
         let label = export.dashed(inst);
         let log = format!("{}/{label}.log", export.log_dir);
         let mut env = Dictionary::new();
@@ -48,10 +51,14 @@ pub fn render(export: &Export) -> Result<Vec<Entry>> {
         job.insert("WorkingDirectory".into(), export.root.clone().into());
         job.insert("UserName".into(), export.user.clone().into());
         job.insert("RunAtLoad".into(), true.into());
-        job.insert("KeepAlive".into(), true.into());
+        job.insert("KeepAlive".into(), keep_alive(process.life.runs));
         job.insert("StandardOutPath".into(), log.clone().into());
         job.insert("StandardErrorPath".into(), log.into());
-        job.insert("ExitTimeOut".into(), export.timeout_secs().into());
+        // launchd reads 0 as "wait forever"; 1 s is the nearest it has.
+        job.insert(
+            "ExitTimeOut".into(),
+            process.life.timeout_secs().max(1).into(),
+        );
 
         let mut xml = Vec::new();
         Value::Dictionary(job)
@@ -69,6 +76,20 @@ pub fn render(export: &Export) -> Result<Vec<Entry>> {
         ));
     }
     Ok(entries)
+}
+
+/// `KeepAlive`: `true` restarts after every exit, `{SuccessfulExit = false}`
+/// only after a non-zero one (or a signal), `false` runs it once (`RunAtLoad`).
+fn keep_alive(runs: Runs) -> Value {
+    match runs {
+        Runs::Always => true.into(),
+        Runs::OnFailure | Runs::OnceRetried => {
+            let mut when = Dictionary::new();
+            when.insert("SuccessfulExit".into(), false.into());
+            Value::Dictionary(when)
+        }
+        Runs::Once => false.into(),
+    }
 }
 
 /// The `APP-*.plist` files this app's export wrote (the marker is an XML

@@ -2,7 +2,8 @@
 //!
 //! This module owns what is common to all formats: the per-instance model
 //! (PORT, PS, the app's environment, the absolute root) and the command itself.
-//! Checking the input is `checks`, writing into DIR is `install`, YAML text is
+//! Checking the input is `checks`, writing into DIR is `install`, the start-up
+//! order (release phase, readiness, `after`) is `order`, YAML text is
 //! `yaml`. Each format module only turns an [`Export`] into [`Entry`] values and
 //! says which names in DIR it owns; none of them touches the file system.
 
@@ -11,6 +12,8 @@ mod compose;
 mod install;
 mod kubernetes;
 mod launchd;
+mod lifecycle;
+mod order;
 mod runit;
 mod supervisord;
 mod systemd;
@@ -20,13 +23,14 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use checks::{check_app_name, check_env, check_user, path_text};
 pub use install::has_marker;
+pub use lifecycle::{Lifecycle, Runs};
+pub use order::{Order, Probe, RELEASE};
 
-use crate::cli::ExportArgs;
 use crate::config::App;
 use crate::error::{Error, Result};
 use crate::formation::Instance;
@@ -82,7 +86,6 @@ pub struct Export {
     pub user: String,
     pub log_dir: String,
     pub run_dir: String,
-    pub timeout: Duration,
     /// The app root, absolute and canonical: every process's working directory.
     pub root: String,
     /// The Procfile's path, for messages.
@@ -101,6 +104,10 @@ pub struct Process {
     pub command: String,
     /// Never empty.
     pub instances: Vec<Instance>,
+    /// Its `ganger.toml` settings: exits and stop.
+    pub life: Lifecycle,
+    /// Its `ganger.toml` settings: readiness and what it starts after.
+    pub order: Order,
 }
 
 impl Process {
@@ -112,10 +119,13 @@ impl Process {
     }
 
     /// Whether the type listens on PORT, so that the container formats publish
-    /// it: the Heroku convention (`web`) or a command that mentions `PORT`.
+    /// it: the Heroku convention (`web`), a command that mentions `PORT`, or a
+    /// readiness that waits for PORT to answer.
     #[must_use]
     pub fn binds_port(&self) -> bool {
-        self.name == "web" || self.command.contains("PORT")
+        self.name == "web"
+            || self.command.contains("PORT")
+            || matches!(self.probe(), Some(Probe::Port | Probe::Http(_)))
     }
 
     /// `PS` where all replicas share one definition: exact with one instance.
@@ -148,21 +158,17 @@ impl Export {
         self.processes.iter().flat_map(|p| p.instances.iter())
     }
 
+    /// Every instance with its type, in Procfile order.
+    pub fn each(&self) -> impl Iterator<Item = (&Process, &Instance)> {
+        self.processes
+            .iter()
+            .flat_map(|p| p.instances.iter().map(move |i| (p, i)))
+    }
+
     /// `APP-web-1`: the name foreman gives an instance where a dot is not wanted.
     #[must_use]
     pub fn dashed(&self, inst: &Instance) -> String {
         format!("{}-{}-{}", self.app, inst.name, inst.number)
-    }
-
-    /// The timeout in whole seconds, rounded up, for formats that take integers.
-    #[must_use]
-    pub fn timeout_secs(&self) -> u64 {
-        let secs = self.timeout.as_secs();
-        if self.timeout.subsec_nanos() > 0 {
-            secs + 1
-        } else {
-            secs
-        }
     }
 
     /// The error for a value that `format` cannot carry faithfully.
@@ -224,9 +230,25 @@ impl Entry {
     }
 }
 
+/// What to export and how: the `export` command's flags, resolved.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub format: Format,
+    /// The directory to write into.
+    pub dir: PathBuf,
+    pub app: String,
+    pub user: Option<String>,
+    pub log: Option<PathBuf>,
+    pub run: Option<PathBuf>,
+    /// The grace before SIGKILL for types without their own.
+    pub timeout: Duration,
+    /// Replace files this app's export did not write.
+    pub force: bool,
+}
+
 /// Runs `ganger export`: checks the flags, renders the format, and replaces
 /// what an earlier export of the same app wrote in DIR.
-pub fn export(app: &App, args: &ExportArgs) -> Result<i32> {
+pub fn export(app: &App, args: &Options) -> Result<i32> {
     let model = model(app, args)?;
     let entries = match args.format {
         Format::Systemd => systemd::render(&model)?,
@@ -261,6 +283,13 @@ pub fn export(app: &App, args: &ExportArgs) -> Result<i32> {
         prepare_log_dir(&model.log_dir, &mut out);
     }
     crate::stdout::print(out)?;
+    let unordered = matches!(
+        args.format,
+        Format::Supervisord | Format::Runit | Format::Launchd
+    );
+    if unordered && model.orders_start_up() {
+        let _ = std::io::stderr().write_all(Export::unordered_warning(args.format).as_bytes());
+    }
     Ok(0)
 }
 
@@ -283,7 +312,7 @@ fn prepare_log_dir(log_dir: &str, out: &mut String) {
 }
 
 /// Checks the flags and builds the model the formats render.
-fn model(app: &App, args: &ExportArgs) -> Result<Export> {
+fn model(app: &App, args: &Options) -> Result<Export> {
     let name = check_app_name(&args.app)?;
     let user = match &args.user {
         Some(user) => check_user(user)?,
@@ -315,28 +344,49 @@ fn model(app: &App, args: &ExportArgs) -> Result<Export> {
     let mut processes: Vec<Process> = Vec::new();
     for inst in app.plan(&[])? {
         match processes.last_mut() {
+            // The release phase runs once, whatever the formation says.
+            Some(last) if last.name == inst.name && last.is_release() => {}
             Some(last) if last.name == inst.name => last.instances.push(inst),
-            _ => processes.push(Process {
-                name: inst.name.clone(),
-                command: inst.command.clone(),
-                instances: vec![inst],
-            }),
+            _ => processes.push(process(app, inst, args.timeout)),
         }
     }
     if processes.is_empty() {
         return Err(Error::NothingToExport);
     }
+    order::resolve(&mut processes);
     Ok(Export {
         app: name,
         user,
         log_dir,
         run_dir,
-        timeout: args.timeout,
         root,
         procfile,
         env,
         processes,
     })
+}
+
+/// A type with its first instance and its `ganger.toml` settings. The release
+/// phase is a task run once, never started again, whatever its settings say.
+fn process(app: &App, inst: Instance, default_timeout: Duration) -> Process {
+    let settings = app.processes.get(&inst.name).cloned().unwrap_or_default();
+    let mut life = Lifecycle::new(&settings.rules, default_timeout);
+    if inst.name == RELEASE {
+        life.runs = Runs::Once;
+    }
+    Process {
+        name: inst.name.clone(),
+        command: inst.command.clone(),
+        life,
+        order: Order {
+            ready: settings.ready,
+            ready_timeout: settings
+                .ready_timeout
+                .unwrap_or(crate::process_type::READY_TIMEOUT),
+            after: settings.after,
+        },
+        instances: vec![inst],
+    }
 }
 
 /// The text after `APP-` in `name`, if `name` starts with it.

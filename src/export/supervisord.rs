@@ -8,11 +8,15 @@
 //! passes through unchanged; every other variable is exported by a `/bin/sh`
 //! wrapper in `command=`, which supervisord splits with a POSIX shlex, written
 //! with no line break, comment leader or bare `%` in it. The file is 0600.
+//!
+//! Per type: `stopsignal=`, `stopwaitsecs=` and `autorestart=`; a `oneshot`
+//! type also gets `startsecs=0`. With `stopasgroup=true` the stop signal
+//! reaches the whole process group, as `start` sends it.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::{Entry, Export, Format, has_marker, marker, sh_quote};
+use super::{Entry, Export, Format, Runs, has_marker, marker, sh_quote};
 use crate::error::Result;
 
 pub fn render(export: &Export) -> Result<Vec<Entry>> {
@@ -29,7 +33,7 @@ pub fn render(export: &Export) -> Result<Vec<Entry>> {
     }
     let mut text = format!("; {}\n", marker(app));
     let mut programs = Vec::new();
-    for inst in export.instances() {
+    for (process, inst) in export.each() {
         if inst.command.contains(['\n', '\r']) {
             return Err(Export::unsupported(
                 Format::Supervisord,
@@ -56,14 +60,29 @@ pub fn render(export: &Export) -> Result<Vec<Entry>> {
                 ini_word(&inst.command)
             )
         };
+        let life = &process.life;
         let _ = write!(
             text,
             "\n[program:{program}]\ncommand={command}\ndirectory={root}\nuser={user}\n\
-             autostart=true\nautorestart=true\nstopsignal=TERM\nstopwaitsecs={wait}\n\
+             autostart=true\nautorestart={restart}\n{startsecs}stopsignal={signal}\nstopwaitsecs={wait}\n\
              stopasgroup=true\nkillasgroup=true\n\
              stdout_logfile={log}.log\nstderr_logfile={log}.error.log\nenvironment={env}\n",
             user = export.user,
-            wait = export.timeout_secs(),
+            restart = match life.runs {
+                Runs::Always => "true",
+                // `unexpected`: an exit code other than `exitcodes` (0), or a signal.
+                Runs::OnFailure | Runs::OnceRetried => "unexpected",
+                Runs::Once => "false",
+            },
+            // A task may finish at once; supervisord would call a program that
+            // exits within startsecs (default 1) a failed start.
+            startsecs = if life.runs.oneshot() {
+                "startsecs=0\n"
+            } else {
+                ""
+            },
+            signal = life.signal_name(),
+            wait = life.timeout_secs(),
             env = environment.join(","),
         );
         programs.push(program);

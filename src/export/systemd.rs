@@ -8,11 +8,23 @@
 //! noncharacter in it (and no escape gets one past it), so such a value is an
 //! error here. Service files carry the environment and are
 //! 0600; the target is 0644. Output goes to the journal (`-l`/`-r` are unused).
+//!
+//! Per type: `KillSignal=` (when not SIGTERM), `TimeoutStopSec=` and `Restart=`;
+//! a `oneshot` type is `Type=oneshot` with `RemainAfterExit=yes`.
+//!
+//! Start-up order: the release phase is `APP-release.service`, a oneshot that
+//! every other unit `Requires=` and is `After=`, so nothing starts unless it
+//! exited 0. `after` is `After=` and `Wants=` on every instance unit of each
+//! dependency. systemd counts a unit started when its start-up job is done:
+//! for `ready = "notify"` that is `READY=1` (`Type=notify`); for `port`,
+//! `exec` and `http` an `ExecStartPost=` polls the check until it holds; both
+//! within `TimeoutStartSec=` (`ready_timeout`), else the unit fails.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::{Entry, Export, Format, after_app, has_marker, marker};
+use super::order::poll_command;
+use super::{Entry, Export, Format, Process, Runs, after_app, has_marker, marker};
 use crate::error::Result;
 
 pub fn render(export: &Export) -> Result<Vec<Entry>> {
@@ -22,8 +34,8 @@ pub fn render(export: &Export) -> Result<Vec<Entry>> {
     )?;
     let app = &export.app;
     let services: Vec<String> = export
-        .instances()
-        .map(|i| service_name(app, &i.ps()))
+        .each()
+        .map(|(p, i)| service_name(app, p, &i.ps()))
         .collect();
     let mut entries = vec![Entry::public(
         format!("{app}.target"),
@@ -33,12 +45,27 @@ pub fn render(export: &Export) -> Result<Vec<Entry>> {
             services.join(" ")
         ),
     )];
-    for inst in export.instances() {
+    for (process, inst) in export.each() {
         let ps = inst.ps();
+        let life = &process.life;
         let mut unit = format!(
-            "# {marker}\n[Unit]\nDescription={app} {ps}\nPartOf={app}.target\nStopWhenUnneeded=yes\n\n\
-             [Service]\nType=simple\nUser={user}\nWorkingDirectory={root}\n",
+            "# {marker}\n[Unit]\nDescription={app} {ps}\nPartOf={app}.target\nStopWhenUnneeded=yes\n\
+             {order}\n[Service]\nType={kind}\n{remain}User={user}\nWorkingDirectory={root}\n",
             marker = marker(app),
+            order = ordering(export, process),
+            kind = if life.runs.oneshot() {
+                "oneshot"
+            } else if process.notifies() {
+                "notify"
+            } else {
+                "simple"
+            },
+            // A finished task stays active, so the target does not run it again.
+            remain = if life.runs.oneshot() {
+                "RemainAfterExit=yes\n"
+            } else {
+                ""
+            },
             user = export.user,
             root = export.root.replace('%', "%%"),
         );
@@ -49,23 +76,91 @@ pub fn render(export: &Export) -> Result<Vec<Entry>> {
                 quote(&format!("{key}={value}"), false)
             );
         }
+        let _ = writeln!(unit, "ExecStart=/bin/sh -c {}", quote(&inst.command, true));
+        unit.push_str(&readiness(process, inst.port));
+        unit.push_str(restart(life.runs));
         let _ = write!(
             unit,
-            "ExecStart=/bin/sh -c {}\n\
-             Restart=always\nRestartSec=1\nStandardInput=null\nStandardOutput=journal\nStandardError=journal\n\
-             SyslogIdentifier={app}-{ps}\nKillMode=control-group\nTimeoutStopSec={timeout}ms\n\n\
-             [Install]\nWantedBy={app}.target\n",
-            quote(&inst.command, true),
-            timeout = export.timeout.as_millis(),
+            "StandardInput=null\nStandardOutput=journal\nStandardError=journal\n\
+             SyslogIdentifier={app}-{ps}\nKillMode=control-group\n"
         );
-        entries.push(Entry::secret(service_name(app, &ps), unit));
+        if let Some(signal) = life.custom_signal() {
+            let _ = writeln!(unit, "KillSignal={}", signal.as_str());
+        }
+        let _ = write!(
+            unit,
+            "TimeoutStopSec={timeout}ms\n\n[Install]\nWantedBy={app}.target\n",
+            // systemd reads 0 as "no timeout at all"; 1 ms is the nearest it has.
+            timeout = life.timeout.as_millis().max(1),
+        );
+        entries.push(Entry::secret(service_name(app, process, &ps), unit));
     }
     Ok(entries)
 }
 
-/// `APP-web.1.service`: foreman's unit name.
-fn service_name(app: &str, ps: &str) -> String {
-    format!("{app}-{ps}.service")
+/// `Restart=` for how the type runs. systemd refuses `Restart=always` with
+/// `Type=oneshot`, and a task that retries is `on-failure` anyway.
+fn restart(runs: Runs) -> &'static str {
+    match runs {
+        Runs::Always => "Restart=always\nRestartSec=1\n",
+        Runs::OnFailure | Runs::OnceRetried => "Restart=on-failure\nRestartSec=1\n",
+        Runs::Once => "Restart=no\n",
+    }
+}
+
+/// `Requires=`/`After=` the release unit, and `After=`/`Wants=` every
+/// instance unit of each type in `after`. `Wants=` rather than `Requires=`, so
+/// that restarting a dependency does not restart its dependents.
+fn ordering(export: &Export, process: &Process) -> String {
+    let app = &export.app;
+    let mut lines = String::new();
+    if !process.is_release()
+        && let Some(release) = export.release()
+    {
+        let unit = service_name(app, release, "");
+        let _ = write!(lines, "Requires={unit}\nAfter={unit}\n");
+    }
+    let units: Vec<String> = export
+        .dependencies(process)
+        .flat_map(|dep| {
+            dep.instances
+                .iter()
+                .map(|i| service_name(app, dep, &i.ps()))
+        })
+        .collect();
+    if !units.is_empty() {
+        let units = units.join(" ");
+        let _ = write!(lines, "After={units}\nWants={units}\n");
+    }
+    lines
+}
+
+/// How systemd learns that the instance is ready: `READY=1` from any process
+/// of the unit (ganger takes it from descendants too), or a poll of the
+/// type's check after the start. Either is bounded by `ready_timeout`.
+fn readiness(process: &Process, port: u16) -> String {
+    let timeout = format!(
+        "TimeoutStartSec={}ms\n",
+        process.order.ready_timeout.as_millis().max(1)
+    );
+    if process.notifies() {
+        return format!("NotifyAccess=all\n{timeout}");
+    }
+    let Some(probe) = process.probe() else {
+        return String::new();
+    };
+    let poll = poll_command(probe, port);
+    format!("ExecStartPost=/bin/sh -c {}\n{timeout}", quote(&poll, true))
+}
+
+/// `APP-web.1.service`: foreman's unit name; `APP-release.service` for the
+/// release phase, which has one instance.
+fn service_name(app: &str, process: &Process, ps: &str) -> String {
+    if process.is_release() {
+        format!("{app}-release.service")
+    } else {
+        format!("{app}-{ps}.service")
+    }
 }
 
 /// `APP.target` and the `APP-*.service` units this app's export wrote.

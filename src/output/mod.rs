@@ -15,5 +15,5 @@ mod style;
 mod writer;
 
 pub use budget::ReadBuffer;
-pub use style::{LineFormat, Stream, Style, color_enabled};
+pub use style::{ColorChoice, LineFormat, LogFormat, Stream, Style, color_enabled};
 pub use writer::{Sink, WriteFailed, Writer, failure_status, start_writer};

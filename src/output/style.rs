@@ -10,7 +10,6 @@ use std::time::SystemTime;
 use anstyle::AnsiColor;
 
 use super::json::push_json_str;
-use crate::cli::{ColorChoice, LogFormat, OutputArgs};
 
 /// foreman's colors by Procfile position: cyan, yellow, green, magenta, red,
 /// blue, then the bright variants.
@@ -59,17 +58,6 @@ pub struct Style {
 }
 
 impl Style {
-    /// The style the flags ask for; `width` covers every name that can appear.
-    #[must_use]
-    pub fn new(args: &OutputArgs, width: usize) -> Self {
-        Style::with(
-            !args.no_timestamp,
-            color_enabled(args.color),
-            args.log_format == LogFormat::Json,
-            width.max("system".len()),
-        )
-    }
-
     /// A style with these settings and name column width.
     #[must_use]
     pub fn with(timestamp: bool, color: bool, json: bool, width: usize) -> Self {
@@ -91,6 +79,21 @@ impl Style {
     pub fn fit(&self, name: &str) {
         self.width.fetch_max(name.len(), Ordering::Relaxed);
     }
+}
+
+/// When to color the output (`--color`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// How each line is written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// `--color auto|always|never`: auto colors only a terminal with `NO_COLOR`

@@ -19,6 +19,19 @@ impl Core {
     }
 
     fn answer(&mut self, request: Request, now: Instant) -> Reply {
+        if request == Request::Health {
+            let waiting = self.not_ready();
+            let total = self.instances.iter().filter(|i| i.is_visible()).count();
+            return if waiting.is_empty() {
+                Reply::done(format!("ready: {total} of {total} instances"))
+            } else {
+                Reply::failed(format!(
+                    "not ready: {} of {total} instances\n  {}",
+                    waiting.len(),
+                    waiting.join("\n  ")
+                ))
+            };
+        }
         if self.phase != Phase::Running && request != Request::Ps {
             return Reply::failed("the app is stopping");
         }
@@ -42,6 +55,7 @@ impl Core {
                 format!("stopping {names}")
             }),
             Request::Scale { spec } => self.scale(&spec, now),
+            Request::Health => unreachable!("answered above"),
             Request::Quit => {
                 self.say("control: quit, stopping the app".to_string());
                 self.status = Some(128 + Signal::SIGTERM as i32);
@@ -70,7 +84,9 @@ impl Core {
                 pid: i.state.pid().map(nix::unistd::Pid::as_raw),
                 state: i.describe(now),
                 uptime: match i.state {
-                    State::Running { since, .. } => Some(now.duration_since(since).as_secs_f64()),
+                    State::Running { since, .. } | State::Starting { since, .. } => {
+                        Some(now.duration_since(since).as_secs_f64())
+                    }
                     _ => None,
                 },
                 restarts: i.restarts,
@@ -181,8 +197,13 @@ impl Core {
                     }));
                     self.instances.len() - 1
                 };
-                self.instances[index].state = State::Pending;
-                self.effects.push(Effect::Spawn(index));
+                self.instances[index].probed = self.rules.probe(&name).is_some();
+                if self.blocked(index) {
+                    self.instances[index].state = State::Waiting;
+                } else {
+                    self.instances[index].state = State::Pending;
+                    self.effects.push(Effect::Spawn(index));
+                }
             }
             for &index in current.iter().rev().take(before.saturating_sub(count)) {
                 self.stop_one(index, now, AfterStop::Remove);

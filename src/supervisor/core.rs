@@ -13,8 +13,9 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::instance::{AfterStop, ExitNote, Instance, State};
+pub use super::rules::{Order, Rules};
 use crate::formation;
-use crate::policy::{BACKOFF_RESET, OnExit, Policy, backoff, show_delay};
+use crate::policy::{BACKOFF_RESET, OnExit, backoff, show_delay};
 use crate::procfile::Procfile;
 use crate::reaper::Exit;
 
@@ -40,6 +41,14 @@ pub enum Event {
     Stop(Signal),
     /// USR1, USR2: pass on to every running instance.
     Forward(Signal),
+    /// Run `run` of instance `index` became ready (its probe succeeded).
+    Ready { index: usize, run: u32 },
+    /// Run `run` of instance `index` said `STATUS=text` over the notify socket.
+    Status {
+        index: usize,
+        run: u32,
+        text: String,
+    },
     /// ganger's own stdout failed; the app stops with this status (143 for a
     /// reader that went away, 1 for an error such as a full disk).
     StdoutFailed(i32),
@@ -59,6 +68,10 @@ pub enum Effect {
     /// Signal what is left of the group of an instance that was reaped, if
     /// anything; `last` means ganger forgets the group afterwards.
     ClearGroup { pgid: Pid, sig: Signal, last: bool },
+    /// Start probing instance `index` (in [`State::Starting`]) for readiness.
+    Probe(usize),
+    /// Stop probing instance `index`: its run ended or is being stopped.
+    EndProbe(usize),
     /// Print a `system` line.
     Say(String),
 }
@@ -75,42 +88,6 @@ pub enum Phase {
     Killing {
         deadline: Instant,
     },
-}
-
-/// Per-type rules: what an exit means, how a stop is asked for, how long it may take.
-#[derive(Debug, Clone)]
-pub struct Rules {
-    pub policy: Policy,
-    pub timeout: Duration,
-}
-
-impl Rules {
-    #[must_use]
-    pub fn on_exit(&self, name: &str, exit: Exit) -> OnExit {
-        self.policy.on_exit(name, exit.status())
-    }
-
-    /// The graceful stop signal of type `name`.
-    #[must_use]
-    pub fn stop_signal(&self, name: &str) -> Signal {
-        self.policy.rules(name).stop_signal
-    }
-
-    /// The grace between stop signal and SIGKILL for type `name`.
-    #[must_use]
-    pub fn timeout(&self, name: &str) -> Duration {
-        self.policy.rules(name).timeout.unwrap_or(self.timeout)
-    }
-
-    /// The longest grace any type has: the whole stop's deadline.
-    #[must_use]
-    pub fn longest_timeout(&self) -> Duration {
-        self.policy
-            .types
-            .values()
-            .filter_map(|r| r.timeout)
-            .fold(self.timeout, Duration::max)
-    }
 }
 
 /// The state machine of the whole app.
@@ -158,10 +135,17 @@ impl Core {
         }
     }
 
-    /// The first effects: spawn every instance.
+    /// The first effects: spawn every instance that need not wait; the rest
+    /// wait for the release phase or for what they start after.
     pub fn boot(&mut self) -> Vec<Effect> {
         for index in 0..self.instances.len() {
-            self.effects.push(Effect::Spawn(index));
+            let name = self.instances[index].spec.name.clone();
+            self.instances[index].probed = self.rules.probe(&name).is_some();
+            if self.blocked(index) {
+                self.instances[index].state = State::Waiting;
+            } else {
+                self.effects.push(Effect::Spawn(index));
+            }
         }
         std::mem::take(&mut self.effects)
     }
@@ -225,6 +209,7 @@ impl Core {
         let running = self.phase == Phase::Running;
         let states = self.instances.iter().filter_map(|i| match i.state {
             State::Backoff { until, .. } if running => Some(until),
+            State::Starting { deadline, .. } if running => Some(deadline),
             State::Stopping {
                 deadline,
                 killed: false,
@@ -265,6 +250,14 @@ impl Core {
                     self.begin_stop(now, true);
                 }
             }
+            Event::Ready { index, run } => self.on_ready(index, run, now),
+            Event::Status { index, run, text } => {
+                if let Some(instance) = self.instances.get_mut(index)
+                    && instance.run == run
+                {
+                    instance.status = Some(text);
+                }
+            }
             Event::Tick => self.on_tick(now),
         }
         std::mem::take(&mut self.effects)
@@ -276,12 +269,28 @@ impl Core {
         };
         instance.run += 1;
         instance.open_streams = streams;
-        instance.state = State::Running { pid, since: now };
+        instance.status = None;
         self.open_total += usize::from(streams);
         let ps = instance.ps();
+        let probe = self.rules.probe(&instance.spec.name).cloned();
+        instance.state = match &probe {
+            Some((_, timeout)) => State::Starting {
+                pid,
+                since: now,
+                deadline: now + *timeout,
+            },
+            None => State::Running { pid, since: now },
+        };
         self.say(format!("{ps} started with pid {pid}"));
-        // A stop that began while this spawn was under way reaches it too.
-        if self.phase != Phase::Running {
+        if probe.is_some() {
+            self.effects.push(Effect::Probe(index));
+        }
+        if self.phase == Phase::Running {
+            if probe.is_none() {
+                self.release_waiting(now);
+            }
+        } else {
+            // A stop that began while this spawn was under way reaches it too.
             self.stop_one(index, now, AfterStop::Stay);
         }
     }
@@ -357,6 +366,14 @@ impl Core {
         let mut text = format!("{} {}", instance.ps(), exit.describe());
         let previous = instance.state;
         instance.state = State::Exited(exit);
+        if matches!(previous, State::Starting { .. }) {
+            self.effects.push(Effect::EndProbe(index));
+        }
+        if !running {
+            // A dependency's stop waits for this one's exit.
+            self.send_due_stops();
+        }
+        let instance = &mut self.instances[index];
         if let (true, State::Stopping { then, .. }) = (running, previous) {
             // A stop a client asked for: the app goes on.
             instance.state = match then {
@@ -374,7 +391,7 @@ impl Core {
         }
         match (running, on_exit) {
             (true, OnExit::Restart) => {
-                if let State::Running { since, .. } = previous
+                if let State::Running { since, .. } | State::Starting { since, .. } = previous
                     && now.duration_since(since) >= BACKOFF_RESET
                 {
                     instance.backoff_step = 0;
@@ -403,6 +420,8 @@ impl Core {
         self.hold_exit_note(index, text, pid, now);
         if running && on_exit == OnExit::StopAll {
             self.begin_stop(now, true);
+        } else if running && self.release_waiting(now) {
+            // Something that waited for this exit has started.
         } else if running && self.all_exited() {
             // Every instance was allowed to exit, and has: nothing to stop but
             // what they may have left behind, so no announcement.
@@ -434,7 +453,7 @@ impl Core {
     fn forward(&mut self, sig: Signal) {
         self.say(format!("forwarding {} to all processes", sig.as_str()));
         for instance in &self.instances {
-            if let State::Running { pid, .. } = instance.state {
+            if let State::Running { pid, .. } | State::Starting { pid, .. } = instance.state {
                 self.effects.push(Effect::Signal { pid, sig });
             }
         }
@@ -468,6 +487,7 @@ impl Core {
                 });
             }
         }
+        self.ready_timeouts(now);
         self.kill_overdue(now);
     }
 }

@@ -28,12 +28,24 @@ pub enum AfterStop {
 pub enum State {
     /// To be spawned (queued).
     Pending,
-    /// Running as `pid`, the leader of its own process group.
+    /// Held until what it starts after is ready (or the release phase is done).
+    Waiting,
+    /// Running as `pid`, the leader of its own process group, not ready yet:
+    /// the app stops if it is not ready by `deadline`.
+    Starting {
+        pid: Pid,
+        since: Instant,
+        deadline: Instant,
+    },
+    /// Running as `pid`, the leader of its own process group, and ready.
     Running { pid: Pid, since: Instant },
-    /// Sent its stop signal; SIGKILL at `deadline` (unless `killed` already).
+    /// Being stopped: its stop signal is `sent` (or waits until the types
+    /// that start after it have exited); SIGKILL at `deadline` (unless
+    /// `killed` already).
     Stopping {
         pid: Pid,
         deadline: Instant,
+        sent: bool,
         killed: bool,
         then: AfterStop,
     },
@@ -54,7 +66,9 @@ impl State {
     #[must_use]
     pub fn pid(self) -> Option<Pid> {
         match self {
-            State::Running { pid, .. } | State::Stopping { pid, .. } => Some(pid),
+            State::Starting { pid, .. }
+            | State::Running { pid, .. }
+            | State::Stopping { pid, .. } => Some(pid),
             _ => None,
         }
     }
@@ -84,6 +98,10 @@ pub struct Instance {
     /// Restarts so far, and the backoff step (reset after a long uptime).
     pub restarts: u32,
     pub backoff_step: u32,
+    /// Whether its type's readiness is probed (`ps` says `ready`, not `running`).
+    pub probed: bool,
+    /// The last `STATUS=` it sent over the notify socket.
+    pub status: Option<String>,
 }
 
 impl Instance {
@@ -97,6 +115,8 @@ impl Instance {
             exit_note: None,
             restarts: 0,
             backoff_step: 0,
+            probed: false,
+            status: None,
         }
     }
 
@@ -111,7 +131,10 @@ impl Instance {
     pub fn is_live(&self) -> bool {
         matches!(
             self.state,
-            State::Running { .. } | State::Stopping { .. } | State::Backoff { .. }
+            State::Starting { .. }
+                | State::Running { .. }
+                | State::Stopping { .. }
+                | State::Backoff { .. }
         )
     }
 
@@ -125,7 +148,9 @@ impl Instance {
     #[must_use]
     pub fn describe(&self, now: Instant) -> String {
         match self.state {
-            State::Pending => "starting".to_string(),
+            State::Pending | State::Starting { .. } => "starting".to_string(),
+            State::Waiting => "waiting".to_string(),
+            State::Running { .. } if self.probed => "ready".to_string(),
             State::Running { .. } => "running".to_string(),
             State::Stopping { .. } => "stopping".to_string(),
             State::Backoff { until, .. } => format!(

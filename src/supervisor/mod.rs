@@ -11,12 +11,17 @@
 pub mod commands;
 pub mod core;
 pub mod instance;
+pub mod order;
+pub mod probes;
+pub mod rules;
 pub mod shutdown;
 #[cfg(test)]
 mod tests;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::ffi::OsString;
 use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,8 +29,8 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
-use self::core::{Core, Effect, Event, Rules};
-use crate::cli::{LogFormat, StartArgs};
+use self::core::{Core, Effect, Event, Order, Rules};
+use self::probes::{Probes, Target};
 use crate::config::App;
 use crate::control::{self, Reply, Request};
 use crate::error::{Error, Result};
@@ -34,15 +39,18 @@ use crate::keeper::{Keeper, SingleThreaded};
 use crate::os;
 use crate::output::{self, LineFormat, Sink, Stream, Style};
 use crate::policy::{Policy, Types};
+use crate::process_type::{READY_TIMEOUT, Readiness};
 use crate::proctree::{self, Descendant};
 use crate::reaper;
-use crate::relay;
+use crate::relay::{self, LogWatch};
 use crate::signals::{SignalEvent, Signals};
 use crate::spawn::{Spawner, Streams};
 use crate::tty;
 
 /// How long ganger, done, waits on a stdout nobody reads before it exits anyway.
 const STDOUT_STALL: Duration = Duration::from_secs(5);
+/// The Procfile entry that runs first, alone (Heroku's release phase).
+pub const RELEASE: &str = "release";
 /// Instances spawned between two looks at the signals.
 const SPAWN_BATCH: usize = 16;
 
@@ -56,19 +64,74 @@ fn prefix_width(style: &Style) -> usize {
     clock + style.width() + " | ".len()
 }
 
+/// What `start` is asked to do, resolved from flags and settings.
+#[derive(Debug, Clone)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent switches, each from its own flag"
+)]
+pub struct Options {
+    /// The types named on the command line (none: all).
+    pub only: Vec<String>,
+    pub policy: Policy,
+    /// Types that run on a pty.
+    pub tty: Types,
+    pub timestamp: bool,
+    pub color: bool,
+    pub json: bool,
+    /// The grace before SIGKILL for types without their own.
+    pub timeout: Duration,
+    /// The control socket, and whether the user named it (then it must work).
+    pub socket: PathBuf,
+    pub explicit_socket: bool,
+    /// Run the Procfile's `release` entry first (Heroku's release phase).
+    pub release: bool,
+}
+
+/// What start-up waits for, from the per-type settings.
+fn order(app: &App, plan: &[formation::Instance], release: bool) -> Order {
+    let first = (release && plan.iter().any(|i| i.name == RELEASE)).then(|| RELEASE.to_string());
+    let mut order = Order {
+        first,
+        ..Order::default()
+    };
+    for (name, settings) in &app.processes {
+        if !settings.after.is_empty() {
+            order.after.insert(name.clone(), settings.after.clone());
+        }
+        if !matches!(settings.ready, Readiness::Started) {
+            let timeout = settings.ready_timeout.unwrap_or(READY_TIMEOUT);
+            order
+                .probed
+                .insert(name.clone(), (probe_name(&settings.ready), timeout));
+        }
+    }
+    order
+}
+
+/// How a probe is named in messages: `port`, `notify`, `log /^ready/`.
+fn probe_name(ready: &Readiness) -> String {
+    ready.describe()
+}
+
 /// Starts the app and supervises it until it stops; returns the exit status.
-pub fn start(
-    app: &App,
-    args: &StartArgs,
-    socket: &std::path::Path,
-    explicit_socket: bool,
-) -> Result<i32> {
-    let plan = app.plan(&args.processes)?;
+pub fn start(app: &App, options: &Options) -> Result<i32> {
+    let mut plan = app.plan(&options.only)?;
+    if !options.release && !options.only.iter().any(|n| n == RELEASE) {
+        // Skipped (`--no-release`): not run at all, rather than run as any type.
+        plan.retain(|i| i.name != RELEASE);
+    }
     if plan.is_empty() {
         return Err(Error::NothingToStart);
     }
-    let policy = Policy::new(&args.policy, &app.procfile)?;
-    let tty = Types::parse(args.tty.as_deref().unwrap_or_default(), &app.procfile)?;
+    let Options {
+        policy,
+        tty,
+        timeout,
+        socket,
+        explicit_socket,
+        ..
+    } = options.clone();
     os::raise_nofile_limit();
     // Best effort: without it, orphans go to init instead of being reaped here.
     let _ = os::become_subreaper();
@@ -87,23 +150,41 @@ pub fn start(
         let (failed_tx, failed_rx) = unbounded_channel();
         let (sink, writer) = output::start_writer(failed_tx)
             .map_err(|e| Error::os("cannot start the output thread", e))?;
-        let width = plan.iter().map(|i| i.ps().len()).max().unwrap_or(0);
-        let style = Arc::new(Style::new(&args.output, width));
+        // Every instance name, and `system`.
+        let width = plan
+            .iter()
+            .map(|i| i.ps().len())
+            .fold("system".len(), usize::max);
+        let style = Arc::new(Style::with(
+            options.timestamp,
+            options.color,
+            options.json,
+            width,
+        ));
         let (closed_tx, closed_rx) = unbounded_channel();
         let (control_tx, control_rx) = unbounded_channel();
         // Bound before anything starts: a second `start` fails here, not halfway.
-        let server = control::listen(socket, explicit_socket, control_tx)?;
+        let server = control::listen(&socket, explicit_socket, control_tx)?;
         let warnings = formation::collision_warnings(&plan);
+        let order = order(app, &plan, options.release);
+        let notify = app
+            .processes
+            .values()
+            .any(|s| matches!(s.ready, Readiness::Notify));
+        let (ready_tx, ready_rx) = unbounded_channel();
+        let probes = Probes::new(ready_tx, notify)
+            .map_err(|e| Error::os("cannot open the notify socket", e))?;
         let rules = Rules {
             policy,
-            timeout: args.timeout,
+            timeout,
+            order,
         };
         let core = Core::new(app.procfile.clone(), app.base_port, rules, plan);
         let mut edge = Edge {
             app,
             core,
             tty,
-            split_stderr: args.output.log_format == LogFormat::Json,
+            split_stderr: options.json,
             system: LineFormat::new(Arc::clone(&style), "system", None, Stream::System),
             style,
             sink,
@@ -114,6 +195,7 @@ pub fn start(
             next_token: 0,
             ptys: HashMap::new(),
             queue: VecDeque::new(),
+            probes,
             spawner: None,
         };
         if let Err(why) = &server {
@@ -125,7 +207,7 @@ pub fn start(
         let effects = edge.core.boot();
         edge.apply(effects);
         let status = edge
-            .run(&mut signals, failed_rx, closed_rx, control_rx)
+            .run(&mut signals, failed_rx, closed_rx, control_rx, ready_rx)
             .await;
         Ok::<_, Error>((status, writer))
     })?;
@@ -156,6 +238,7 @@ struct Edge<'a> {
     ptys: HashMap<usize, OwnedFd>,
     /// Spawns not done yet.
     queue: VecDeque<usize>,
+    probes: Probes,
     /// Made at the first spawn.
     spawner: Option<Spawner>,
 }
@@ -193,6 +276,8 @@ impl Edge<'_> {
                 }
                 Effect::ClearGroup { pgid, sig, last } => self.clear_group(pgid, sig, last),
                 Effect::Say(text) => self.say(&text),
+                Effect::Probe(index) => self.probe(index),
+                Effect::EndProbe(index) => self.probes.end(index),
             }
         }
     }
@@ -228,6 +313,23 @@ impl Edge<'_> {
         let ps = spec.ps();
         // `scale` may bring a longer name (web.10): the column widens for all.
         self.style.fit(&ps);
+        if self
+            .spawner
+            .as_ref()
+            .is_none_or(|spawner| !spawner.knows(&spec.name))
+        {
+            // Instances of one type share their environment but for PORT and
+            // PS: it is built once, from the first one's.
+            let env = self.child_env(index);
+            if self.spawner.is_none() {
+                self.spawner = Some(Spawner::new(&self.app.root).map_err(|e| e.to_string())?);
+            }
+            let name = &self.core.instance(index).spec.name;
+            (self.spawner.as_mut().ok_or("no spawner")?)
+                .learn(name, env)
+                .map_err(|e| e.to_string())?;
+        }
+        let spec = &self.core.instance(index).spec;
         let streams = if self.tty.contains(&spec.name) {
             // Measured at each start: the terminal or the name column may have changed.
             Streams::Tty(tty::child_size(prefix_width(&self.style)))
@@ -237,13 +339,8 @@ impl Edge<'_> {
             Streams::Shared
         };
         let register = self.keeper.as_ref().map(Keeper::register_fd);
-        if self.spawner.is_none() {
-            // What every instance shares is prepared once, at the first spawn.
-            let env = self.app.env.for_child(&self.app.root, &[]);
-            self.spawner = Some(Spawner::new(env, &self.app.root).map_err(|e| e.to_string())?);
-        }
         let spawned = (self.spawner.as_mut().ok_or("no spawner")?)
-            .spawn(&spec.command, spec.port, &ps, streams, register)
+            .spawn(&spec.name, &spec.command, spec.port, &ps, streams, register)
             .map_err(|e| e.to_string())?;
         let position = spec.position;
         let run = self.core.instance(index).run + 1;
@@ -265,6 +362,7 @@ impl Edge<'_> {
                 self.sink.clone(),
                 token,
                 self.closed_tx.clone(),
+                self.log_watch(index, run),
             ));
             count += 1;
         }
@@ -277,6 +375,21 @@ impl Edge<'_> {
             pid: spawned.pid,
             streams: count,
         })
+    }
+
+    /// The relay's watch for a `ready = { log = ... }` pattern, if the type has one.
+    fn log_watch(&self, index: usize, run: u32) -> Option<LogWatch> {
+        let Some(Readiness::Log(pattern)) = self.readiness(&self.core.instance(index).spec.name)
+        else {
+            return None;
+        };
+        let events = self.probes.events();
+        LogWatch::new(
+            pattern.as_str(),
+            Box::new(move || {
+                let _ = events.send(Event::Ready { index, run });
+            }),
+        )
     }
 
     /// Every living descendant but the keeper.
@@ -297,7 +410,7 @@ impl Edge<'_> {
         }
         if !killed.is_empty() {
             self.say(&format!(
-                "sending SIGKILL to processes that left their group: {}",
+                "sending SIGKILL to processes left behind: {}",
                 killed.join(", ")
             ));
         }
@@ -325,8 +438,47 @@ impl Edge<'_> {
 
     fn on_children(&mut self) {
         for (pid, exit) in reaper::reap() {
-            self.handle(Event::Exited { pid, exit });
+            if !self.probes.take_exit(pid, exit) {
+                self.handle(Event::Exited { pid, exit });
+            }
         }
+    }
+
+    /// The environment of instance `index`: the app's, its PORT and PS, and
+    /// `NOTIFY_SOCKET` when its type is ready by notify.
+    fn child_env(&self, index: usize) -> Vec<(OsString, OsString)> {
+        let spec = &self.core.instance(index).spec;
+        let mut own = vec![("PORT", spec.port.to_string()), ("PS", spec.ps())];
+        if let (Some(socket), Some(Readiness::Notify)) =
+            (self.probes.notify_socket(), self.readiness(&spec.name))
+        {
+            own.push(("NOTIFY_SOCKET", socket.to_string_lossy().into_owned()));
+        }
+        self.app.env.for_child(&self.app.root, &own)
+    }
+
+    fn readiness(&self, name: &str) -> Option<&Readiness> {
+        self.app.processes.get(name).map(|s| &s.ready)
+    }
+
+    /// Starts probing instance `index`, as its type's readiness says.
+    fn probe(&mut self, index: usize) {
+        let instance = self.core.instance(index);
+        let Some(pid) = instance.state.pid() else {
+            return;
+        };
+        let Some(ready) = self.readiness(&instance.spec.name).cloned() else {
+            return;
+        };
+        let target = Target {
+            index,
+            run: instance.run,
+            pid,
+            port: instance.spec.port,
+            env: self.child_env(index),
+            root: self.app.root.clone(),
+        };
+        self.probes.start(target, &ready);
     }
 
     fn on_request(&mut self, request: Request) -> Reply {
@@ -367,6 +519,7 @@ impl Edge<'_> {
         mut failed_rx: UnboundedReceiver<output::WriteFailed>,
         mut closed_rx: UnboundedReceiver<usize>,
         mut control_rx: UnboundedReceiver<control::Envelope>,
+        mut ready_rx: UnboundedReceiver<Event>,
     ) -> i32 {
         let mut booting = true;
         loop {
@@ -402,6 +555,7 @@ impl Edge<'_> {
                     self.stdout_broken = true;
                     self.handle(Event::StdoutFailed(output::failure_status(&e)));
                 }
+                Some(event) = ready_rx.recv() => self.handle(event),
                 Some((request, reply)) = control_rx.recv() => {
                     let answer = self.on_request(request);
                     let _ = reply.send(answer);

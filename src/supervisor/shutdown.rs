@@ -26,7 +26,9 @@ impl Core {
         }
     }
 
-    /// Stops every instance: its stop signal now, SIGKILL at its deadline.
+    /// Stops every instance, in reverse start order: an instance gets its stop
+    /// signal once no instance of a type that starts after it is left; every
+    /// one is killed at its own deadline, counted from now whatever its level.
     /// `announce` prints the line that says so.
     pub(super) fn begin_stop(&mut self, now: Instant, announce: bool) {
         if self.phase != Phase::Running {
@@ -36,7 +38,7 @@ impl Core {
             let signals: std::collections::BTreeSet<&str> = self
                 .instances
                 .iter()
-                .filter(|i| matches!(i.state, State::Running { .. }))
+                .filter(|i| i.state.pid().is_some())
                 .map(|i| self.rules.stop_signal(&i.spec.name).as_str())
                 .collect();
             let text = match signals.len() {
@@ -50,12 +52,24 @@ impl Core {
         }
         let mut deadline = now + self.rules.timeout;
         for index in 0..self.instances.len() {
-            match self.instances[index].state {
+            let name = &self.instances[index].spec.name;
+            let own = now + self.rules.timeout(name);
+            let instance = &mut self.instances[index];
+            match instance.state {
                 // Nothing restarts during a shutdown, and no backoff is waited out.
-                State::Backoff { exit, .. } => self.instances[index].state = State::Exited(exit),
-                State::Pending => self.instances[index].state = State::Stopped,
-                State::Running { .. } => {
-                    self.stop_one(index, now, AfterStop::Stay);
+                State::Backoff { exit, .. } => instance.state = State::Exited(exit),
+                State::Pending | State::Waiting => instance.state = State::Stopped,
+                State::Running { pid, .. } | State::Starting { pid, .. } => {
+                    if matches!(instance.state, State::Starting { .. }) {
+                        self.effects.push(Effect::EndProbe(index));
+                    }
+                    instance.state = State::Stopping {
+                        pid,
+                        deadline: own,
+                        sent: false,
+                        killed: false,
+                        then: AfterStop::Stay,
+                    };
                 }
                 _ => {}
             }
@@ -68,26 +82,78 @@ impl Core {
                 deadline = deadline.max(own);
             }
         }
+        self.phase = Phase::Stopping { deadline };
+        self.send_due_stops();
         self.effects.push(Effect::SignalStrays(Signal::SIGTERM));
         self.effects.push(Effect::SignalStrays(Signal::SIGCONT));
-        self.phase = Phase::Stopping { deadline };
         self.kill_overdue(now);
+    }
+
+    /// Sends the stop signal to every stopping instance no later type waits on.
+    pub(super) fn send_due_stops(&mut self) {
+        for index in 0..self.instances.len() {
+            let State::Stopping {
+                pid,
+                deadline,
+                sent: false,
+                killed,
+                then,
+            } = self.instances[index].state
+            else {
+                continue;
+            };
+            let name = self.instances[index].spec.name.clone();
+            if self.dependents_alive(&name) {
+                continue;
+            }
+            self.send_stop_signal(pid, &name);
+            self.instances[index].state = State::Stopping {
+                pid,
+                deadline,
+                sent: true,
+                killed,
+                then,
+            };
+        }
+    }
+
+    /// Type `name`'s stop signal to the group led by `pid`, then SIGCONT, as
+    /// systemd does, so that a stopped process can act on it.
+    fn send_stop_signal(&mut self, pid: nix::unistd::Pid, name: &str) {
+        let sig = self.rules.stop_signal(name);
+        self.effects.push(Effect::Signal { pid, sig });
+        self.effects.push(Effect::Signal {
+            pid,
+            sig: Signal::SIGCONT,
+        });
+    }
+
+    /// Whether an instance of a type that starts after `name` still has a process.
+    fn dependents_alive(&self, name: &str) -> bool {
+        self.instances.iter().any(|i| {
+            i.state.pid().is_some()
+                && self
+                    .rules
+                    .order
+                    .after
+                    .get(&i.spec.name)
+                    .is_some_and(|deps| deps.iter().any(|d| d == name))
+        })
     }
 
     /// Asks instance `index` to stop; `then` says what follows its exit.
     pub(super) fn stop_one(&mut self, index: usize, now: Instant, then: AfterStop) {
         let name = self.instances[index].spec.name.clone();
         match self.instances[index].state {
-            State::Running { pid, .. } => {
-                let sig = self.rules.stop_signal(&name);
-                self.effects.push(Effect::Signal { pid, sig });
-                self.effects.push(Effect::Signal {
-                    pid,
-                    sig: Signal::SIGCONT,
-                });
+            State::Running { pid, .. } | State::Starting { pid, .. } => {
+                if matches!(self.instances[index].state, State::Starting { .. }) {
+                    self.effects.push(Effect::EndProbe(index));
+                }
+                self.send_stop_signal(pid, &name);
                 self.instances[index].state = State::Stopping {
                     pid,
                     deadline: now + self.rules.timeout(&name),
+                    sent: true,
                     killed: false,
                     then,
                 };
@@ -95,17 +161,21 @@ impl Core {
             State::Stopping {
                 pid,
                 deadline,
+                sent,
                 killed,
                 ..
             } => {
                 self.instances[index].state = State::Stopping {
                     pid,
                     deadline,
+                    sent,
                     killed,
                     then,
                 };
             }
+            State::Waiting if then == AfterStop::Start => {}
             State::Pending
+            | State::Waiting
             | State::Backoff { .. }
             | State::Stopped
             | State::Removed
@@ -149,7 +219,9 @@ impl Core {
             .filter(|&i| {
                 matches!(
                     self.instances[i].state,
-                    State::Running { .. } | State::Stopping { killed: false, .. }
+                    State::Starting { .. }
+                        | State::Running { .. }
+                        | State::Stopping { killed: false, .. }
                 )
             })
             .collect();
@@ -181,6 +253,7 @@ impl Core {
                 instance.state = State::Stopping {
                     pid,
                     deadline: now + KILL_GRACE,
+                    sent: true,
                     killed: true,
                     then,
                 };

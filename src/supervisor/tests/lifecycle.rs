@@ -1,125 +1,17 @@
-//! The core driven by fake events and a fake clock: no process is spawned.
+//! Exits, signals, timeouts, restarts and control requests.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use nix::unistd::Pid;
 
-use super::core::{Core, Effect, Event, KILL_GRACE, LINGER, Phase, Rules};
-use super::instance::State;
+use super::*;
 use crate::control::{Reply, Request};
 use crate::formation::{self, Formation};
-use crate::policy::{Policy, Restart, TypeRules, Types};
+use crate::policy::{Policy, Restart, TypeRules};
 use crate::reaper::Exit;
-
-const TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A test bench: a core, the clock, and the pids handed out so far.
-struct Bench {
-    core: Core,
-    now: Instant,
-    next_pid: i32,
-}
-
-fn bench(procfile: &str, formation: &str, restart: &[&str], can_die: &[&str]) -> Bench {
-    let procfile = crate::procfile::parse(Path::new("Procfile"), procfile).expect("procfile");
-    let formation = Formation::parse(formation).expect("formation");
-    let plan = formation::plan(&procfile, &formation, 5000, &[]).expect("plan");
-    let names = |list: &[&str]| list.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
-    let policy = Policy {
-        restart: Types::parse(&names(restart), &procfile).expect("restart"),
-        can_die: Types::parse(&names(can_die), &procfile).expect("can-die"),
-        types: std::collections::BTreeMap::new(),
-    };
-    let rules = Rules {
-        policy,
-        timeout: TIMEOUT,
-    };
-    let mut bench = Bench {
-        core: Core::new(procfile, 5000, rules, plan),
-        now: Instant::now(),
-        next_pid: 100,
-    };
-    let effects = bench.core.boot();
-    bench.spawn_all(&effects);
-    bench.event(Event::Booted);
-    bench
-}
-
-impl Bench {
-    fn event(&mut self, event: Event) -> Vec<Effect> {
-        self.core.handle(event, self.now)
-    }
-
-    /// Does every spawn among `effects`, as the edge would, with one stream each.
-    fn spawn_all(&mut self, effects: &[Effect]) -> Vec<Effect> {
-        let mut more = Vec::new();
-        for effect in effects {
-            if let Effect::Spawn(index) = effect {
-                if !self.core.wants_spawn(*index) {
-                    continue;
-                }
-                let pid = Pid::from_raw(self.next_pid);
-                self.next_pid += 1;
-                more.extend(self.event(Event::Spawned {
-                    index: *index,
-                    pid,
-                    streams: 1,
-                }));
-            }
-        }
-        more
-    }
-
-    fn pid(&self, index: usize) -> Pid {
-        self.core
-            .instance(index)
-            .state
-            .pid()
-            .expect("a live instance")
-    }
-
-    /// Instance `index` exits with `exit` and its output closes.
-    fn exit(&mut self, index: usize, exit: Exit) -> Vec<Effect> {
-        let pid = self.pid(index);
-        let run = self.core.instance(index).run;
-        let mut effects = self.event(Event::Exited { pid, exit });
-        effects.extend(self.event(Event::StreamClosed { index, run }));
-        effects
-    }
-
-    fn advance(&mut self, by: Duration) -> Vec<Effect> {
-        self.now += by;
-        self.event(Event::Tick)
-    }
-
-    fn command(&mut self, request: Request) -> (Reply, Vec<Effect>) {
-        self.core.command(request, self.now)
-    }
-}
-
-fn said(effects: &[Effect]) -> Vec<&str> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Say(text) => Some(text.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn signalled(effects: &[Effect]) -> Vec<(Pid, Signal)> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Signal { pid, sig } => Some((*pid, *sig)),
-            _ => None,
-        })
-        .collect()
-}
-
-const TWO: &str = "web: serve\nworker: work\n";
+use crate::supervisor::core::{Core, Effect, Event, KILL_GRACE, LINGER, Phase, Rules};
+use crate::supervisor::instance::State;
 
 #[test]
 fn any_exit_stops_all_with_its_status() {
@@ -413,17 +305,24 @@ fn scale_checks_ports_before_allocating_anything() {
     assert_eq!(b.core.instances().len(), 2);
 }
 
-#[test]
-fn a_failed_spawn_stops_the_app_only_at_start_up() {
+/// A core for [`TWO`] that has asked for its spawns, none of them done yet.
+fn booted_but_not_spawned() -> Core {
     let procfile = crate::procfile::parse(Path::new("Procfile"), TWO).expect("procfile");
     let plan = formation::plan(&procfile, &Formation::default(), 5000, &[]).expect("plan");
     let rules = Rules {
         policy: Policy::default(),
         timeout: TIMEOUT,
+        order: crate::supervisor::core::Order::default(),
     };
-    let now = Instant::now();
     let mut core = Core::new(procfile, 5000, rules, plan);
     core.boot();
+    core
+}
+
+#[test]
+fn a_failed_spawn_stops_the_app_only_at_start_up() {
+    let now = Instant::now();
+    let mut core = booted_but_not_spawned();
     let effects = core.handle(
         Event::SpawnFailed {
             index: 0,
@@ -450,15 +349,8 @@ fn a_failed_spawn_stops_the_app_only_at_start_up() {
 
 #[test]
 fn a_stop_during_start_up_reaches_what_is_spawned_after_it() {
-    let procfile = crate::procfile::parse(Path::new("Procfile"), TWO).expect("procfile");
-    let plan = formation::plan(&procfile, &Formation::default(), 5000, &[]).expect("plan");
-    let rules = Rules {
-        policy: Policy::default(),
-        timeout: TIMEOUT,
-    };
     let now = Instant::now();
-    let mut core = Core::new(procfile, 5000, rules, plan);
-    core.boot();
+    let mut core = booted_but_not_spawned();
     core.handle(Event::Stop(Signal::SIGTERM), now);
     assert!(!core.wants_spawn(0));
     assert_eq!(core.status(), 143);
