@@ -14,6 +14,7 @@ pub use shell::shell_command;
 use std::collections::HashMap;
 use std::ffi::{CString, OsString, c_char, c_int};
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
@@ -74,7 +75,8 @@ pub struct Spawner {
     /// Signals whose disposition in ganger is not the default.
     defaults: Vec<c_int>,
     parent: nix::libc::pid_t,
-    stack: Vec<u8>,
+    /// The child's stack, never initialised: the child writes what it uses.
+    stack: Box<[MaybeUninit<u8>]>,
 }
 
 impl Spawner {
@@ -88,7 +90,7 @@ impl Spawner {
             dev_null: OwnedFd::from(std::fs::File::open("/dev/null")?),
             defaults: handled_signals(),
             parent: nix::unistd::getpid().as_raw(),
-            stack: vec![0; child::STACK_SIZE],
+            stack: Box::new_uninit_slice(child::STACK_SIZE),
         })
     }
 

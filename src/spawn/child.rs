@@ -17,6 +17,7 @@
 
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -27,7 +28,8 @@ use nix::unistd::Pid;
 
 use crate::os;
 
-/// Bytes of stack for the child. It runs a handful of libc calls, none deep.
+/// Bytes of stack for the child. It runs a handful of libc calls, none deep,
+/// and has no guard page: generous, since only the pages it touches cost.
 pub const STACK_SIZE: usize = 64 * 1024;
 
 /// Everything the child needs, prepared by the parent before the clone.
@@ -55,7 +57,7 @@ pub struct Plan<'a> {
 /// Starts the child described by `plan` on `stack`; returns its pid once it
 /// has called `execve`, or the error of the step that failed (the child then
 /// has exited and is reaped here).
-pub fn start(plan: &Plan<'_>, stack: &mut [u8]) -> io::Result<Pid> {
+pub fn start(plan: &Plan<'_>, stack: &mut [MaybeUninit<u8>]) -> io::Result<Pid> {
     // The stack grows down from its end, 16-byte aligned as the ABI wants.
     let top = stack.as_mut_ptr_range().end;
     let top = top.wrapping_sub(top as usize % 16);
