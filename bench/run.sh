@@ -3,6 +3,9 @@
 #
 #   bench/run.sh            # builds `cargo build --release`, runs everything 5 times
 #   RUNS=9 bench/run.sh     # more runs per median
+#   ONLY=start bench/run.sh # only start-up, stop and footprint (rows d-f)
+#   ONLY=relay bench/run.sh # only throughput (rows a-c, g)
+#   GANGER=path bench/run.sh # measure that binary instead of building one
 #
 # Prints a Markdown table: the median over RUNS runs of each measurement, the
 # median of a floor measured in the same run with the same generator, and the
@@ -10,7 +13,10 @@
 # LOST (and the script exits with 1). honcho and foreman are measured when
 # installed; nothing is installed by this script.
 #
-# Needs: bash, cargo, coreutils, awk. python3 adds the python3-generator rows
+# Start-up rows compare ganger with bench/floor.c, a minimal spawner compiled
+# here with cc, started and stopped the same way in the same run.
+#
+# Needs: bash, cargo, cc, coreutils, findutils, awk. python3 adds the python3-generator rows
 # (and generates the input file faster; awk is used without it).
 
 set -uo pipefail
@@ -21,10 +27,15 @@ WRITERS=8
 IDLE_SECS=5
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-(cd "$here" && cargo build --release --quiet) || { echo "build failed" >&2; exit 2; }
-target=${CARGO_TARGET_DIR:-target}
-[[ $target = /* ]] || target="$here/$target"
-G="$target/release/ganger"
+if [ -n "${GANGER:-}" ]; then
+    # Another build, e.g. a copy of an earlier one, to compare with.
+    G=$(realpath "$GANGER")
+else
+    (cd "$here" && cargo build --release --quiet) || { echo "build failed" >&2; exit 2; }
+    target=${CARGO_TARGET_DIR:-target}
+    [[ $target = /* ]] || target="$here/$target"
+    G="$target/release/ganger"
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ganger-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -124,7 +135,12 @@ in_dir() { local d=$1; shift; (cd "$d" && exec "$@"); }
 
 echo "ganger $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPUs, $(uname -sr), RUNS=$RUNS, $LINES lines of 95 bytes" >&2
 
+# ONLY=relay or ONLY=start runs one half (rows a-c and g, or d-f).
+want() { case ${ONLY:-all} in all | "$1") return 0 ;; esac; return 1; }
+peer_rows=()
+
 # ------------------------------------------------------- a, b, c: throughput
+if want relay; then
 for gen in "${gens[@]}"; do
     cmd=$(gen_cmd "$gen")
     one=$(app "one-$gen" "gen: $cmd")
@@ -159,7 +175,6 @@ if [ -x /usr/bin/time ]; then
 fi
 
 # ------------------------------------------------------------ g: the peers
-peer_rows=()
 for peer in honcho foreman; do
     if ! have $peer; then
         peer_rows+=("| g | $peer, throughput (cat) | not installed | | | | |")
@@ -187,82 +202,109 @@ for peer in honcho foreman; do
     peer_rows+=("| g | $peer, throughput, 1 writer (cat)$note | $t | $floor | $(ratio "$t" "$floor") | (reference) | |")
 done
 
-# ------------------------------------------------------------ d: startup
-# Seconds from launch until N instances have each printed their one line.
-startup() { # n -> seconds
-    local n=$1 d s e
-    d=$(app "start-$n" "w: echo up; exec sleep 60")
+fi
+
+# ------------------------------------------- d, e, f: start-up at scale
+# N instances of SCALE_CMD, started by ganger and by the floor: bench/floor.c,
+# which only posix_spawns the same `sh -c` commands, each in its own process
+# group, sharing one stdout, and on SIGTERM signals every group and reaps. Both
+# write into the same counter (floor.c too), which notes the moment the N-th
+# "up" line arrives: no polling. Sets READY (s), RSS (MB, VmHWM just before
+# the stop), STOP (s from SIGTERM to exit) and LEFT (processes still running
+# in the app's directory a second after the exit), and CPU (s of CPU the
+# spawner itself used until then).
+SCALE_CMD="echo up; exec sleep 60"
+scale_once() { # ganger|floor n
+    local who=$1 n=$2 d="$work/scale-$1-$2" s e pid i
+    mkdir -p "$d"
+    printf 'w: %s\n' "$SCALE_CMD" >"$d/Procfile"
+    rm -f "$d/ready" "$d/out"
+    mkfifo "$d/ready" "$d/out"
     s=$(now)
-    (cd "$d" && exec "$G" start -m w="$n" -t 5 >"$d/fifo.out" 2>&1) &
-    local pid=$!
-    # Poll the output: cheap next to what is measured, and no pipe to stall ganger.
-    while [ "$(grep -c '| up$' "$d/fifo.out" 2>/dev/null)" -lt "$n" ]; do
-        kill -0 $pid 2>/dev/null || break
-        sleep 0.002
-    done
-    e=$(now)
+    # The counter is the script's child, not the spawner's (which reaps all).
+    "$floor" count "$n" "$s" "$d/ready" <"$d/out" &
+    if [ "$who" = ganger ]; then
+        (cd "$d" && exec "$G" start -m w="$n" -t 5 >"$d/out" 2>&1) &
+    else
+        (cd "$d" && exec "$floor" spawn "$n" "$SCALE_CMD" </dev/null >"$d/out") &
+    fi
+    pid=$!
+    read -r READY <"$d/ready"
+    RSS=$(awk '/^VmHWM:/ { printf "%.1f\n", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null)
+    # utime + stime (fields 14 and 15, after the comm field), in 1/100 s.
+    CPU=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ printf "%.2f\n", ($12 + $13) / 100 }')
+    s=$(now)
     kill -TERM $pid 2>/dev/null
     wait $pid 2>/dev/null
-    elapsed "$s" "$e"
+    e=$(now)
+    STOP=$(elapsed "$s" "$e")
+    for ((i = 0; i < 20; i++)); do
+        LEFT=$(find /proc -mindepth 2 -maxdepth 2 -name cwd -lname "$d" 2>/dev/null | wc -l)
+        [ "$LEFT" = 0 ] && break
+        sleep 0.05
+    done
+    # What a run left behind must not slow the next one.
+    [ "$LEFT" = 0 ] || find /proc -mindepth 2 -maxdepth 2 -name cwd -lname "$d" 2>/dev/null |
+        awk -F/ '{ print $3 }' | xargs -r kill -KILL 2>/dev/null
 }
-for n in 100 500; do
-    echo "d: $n instances" >&2
-    times=()
-    for ((r = 0; r < RUNS; r++)); do times+=("$(startup $n)"); done
-    t=$(median "${times[@]}")
-    limit=0.5; [ $n = 500 ] && limit=3
-    good=0; le "$t" "$limit" && good=1
-    row "d" "startup: $n instances each printed a line (s)" "$t" "" "" "< $limit s" "$(verdict $good)"
-done
-
-# ------------------------------------------------------- e: stop latency
-# Waits until N instances are up; prints ganger's pid on fd 3 style via a file.
-up_app() { # dir n
-    local d=$1 n=$2
-    (cd "$d" && exec "$G" start -m w="$n" -t 5 >"$d/out" 2>&1) &
-    PID=$!
-    while [ "$(grep -c '| up$' "$d/out" 2>/dev/null)" -lt "$n" ]; do
-        kill -0 $PID 2>/dev/null || return 1
-        sleep 0.01
+floor="$work/floor"
+scale_rows() {
+    if ! cc -O2 -o "$floor" "$here/bench/floor.c"; then
+        row "d" "start-up at scale: needs cc for the floor" "" "" "" "" "**misses**"
+        failed=1
+        return
+    fi
+    local n r gr fr grss frss gstop fstop gcpu fcpu left
+    for n in 100 1000; do
+        echo "d/e/f: $n instances" >&2
+        gr=(); fr=(); grss=(); frss=(); gstop=(); fstop=(); gcpu=(); fcpu=(); left=0
+        for ((r = 0; r < RUNS; r++)); do
+            # Alternating, so that noise from other work hits both alike.
+            scale_once floor "$n"
+            fr+=("$READY"); frss+=("$RSS"); fstop+=("$STOP"); fcpu+=("$CPU")
+            scale_once ganger "$n"
+            gr+=("$READY"); grss+=("$RSS"); gstop+=("$STOP"); gcpu+=("$CPU")
+            left=$((left + LEFT))
+            [ "${READY}" != fail ] || { echo "  ganger: not every instance printed its line" >&2; failed=1; }
+        done
+        local t f m fm st fst limit good
+        t=$(median "${gr[@]}"); f=$(median "${fr[@]}")
+        limit=1.25; [ "$n" = 100 ] && limit=1.5
+        good=0; le "$(awk -v a="$t" -v b="$f" 'BEGIN{print a/b}')" $limit && good=1
+        row "d" "ready: $n instances each printed a line (s)" "$t" "$f" "$(ratio "$t" "$f")" "≤ ${limit}×" "$(verdict $good)"
+        row "d" "CPU time the spawner used until then, $n instances (s)" "$(median "${gcpu[@]}")" "$(median "${fcpu[@]}")" "" "(no target)" ""
+        st=$(median "${gstop[@]}"); fst=$(median "${fstop[@]}")
+        good=0; le "$st" "$(awk -v b="$fst" 'BEGIN{print b + 0.1}')" && [ $left = 0 ] && good=1
+        row "e" "stop: SIGTERM to exit, $n instances (s); processes left: $left" "$st" "$fst" "$(awk -v a="$st" -v b="$fst" 'BEGIN{printf "%+.3f s", a - b}')" "≤ floor + 0.1 s, 0 left" "$(verdict $good)"
+        m=$(median "${grss[@]}"); fm=$(median "${frss[@]}")
+        limit=15; [ "$n" = 1000 ] && limit=8
+        good=0; le "$m" $limit && good=1
+        row "f" "peak RSS (VmHWM) with $n instances (MB)" "$m" "$fm" "" "< $limit MB" "$(verdict $good)"
     done
 }
-echo "e: stop" >&2
-d=$(app stop "w: echo up; exec sleep 60")
-times=()
-for ((r = 0; r < RUNS; r++)); do
-    up_app "$d" 10 || break
-    s=$(now)
-    kill -TERM $PID
-    wait $PID
-    e=$(now)
-    times+=("$(elapsed "$s" "$e")")
-done
-t=$(median "${times[@]}")
-good=0; le "$t" 0.05 && good=1
-row "e" "stop: SIGTERM to exit, 10 instances that exit at once (s)" "$t" "" "" "< 0.05 s" "$(verdict $good)"
+want start && scale_rows
 
-# --------------------------------------------------- f: memory and idle CPU
-echo "f: footprint" >&2
-d=$(app rss "w: echo up; exec sleep 60")
-rss=()
-for ((r = 0; r < RUNS; r++)); do
-    up_app "$d" 100 || break
-    rss+=("$(awk '/^VmHWM:/ { printf "%.1f\n", $2 / 1024 }' /proc/$PID/status)")
-    if [ $r = 0 ]; then
-        # utime + stime are fields 14 and 15 of /proc/PID/stat (after the comm field).
-        ticks() { sed 's/^.*) //' /proc/$PID/stat | awk '{ print $12 + $13 }'; }
-        t0=$(ticks); sleep $IDLE_SECS; t1=$(ticks)
-        idle=$((t1 - t0))
-    fi
+# ------------------------------------------------------------ f: idle CPU
+if want start; then
+    echo "f: idle" >&2
+    d="$work/idle"
+    mkdir -p "$d"
+    printf 'w: %s\n' "$SCALE_CMD" >"$d/Procfile"
+    mkfifo "$d/ready" "$d/out"
+    "$floor" count 100 "$(now)" "$d/ready" <"$d/out" &
+    (cd "$d" && exec "$G" start -m w=100 -t 5 >"$d/out" 2>&1) &
+    PID=$!
+    read -r _ <"$d/ready"
+    # utime + stime are fields 14 and 15 of /proc/PID/stat (after the comm field).
+    ticks() { sed 's/^.*) //' /proc/$PID/stat | awk '{ print $12 + $13 }'; }
+    t0=$(ticks); sleep $IDLE_SECS; t1=$(ticks)
+    idle=$((t1 - t0))
     kill -TERM $PID
     wait $PID
-done
-m=$(median "${rss[@]}")
-good=0; le "$m" 15 && good=1
-row "f" "peak RSS (VmHWM) of ganger with 100 instances (MB)" "$m" "" "" "< 15 MB" "$(verdict $good)"
-good=0; [ "$idle" = 0 ] && good=1
+    good=0; [ "$idle" = 0 ] && good=1
+    row "f" "CPU ticks (utime+stime) of an idle ganger, 100 instances, ${IDLE_SECS} s, one run" "$idle" "" "" "0" "$(verdict $good)"
+fi
 [ -n "${busy_rss:-}" ] && row "f" "peak RSS while relaying $WRITERS writers (cat), one run (MB)" "$busy_rss" "" "" "(no target)" ""
-row "f" "CPU ticks (utime+stime) of an idle ganger, 100 instances, ${IDLE_SECS} s, one run" "$idle" "" "" "0" "$(verdict $good)"
 
 # ------------------------------------------------------------------ table
 echo
@@ -270,6 +312,7 @@ echo "| | measurement | ganger (median) | floor (median) | ratio | target | |"
 echo "|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}" "${peer_rows[@]}"
 echo
-echo "Medians of $RUNS runs on $(nproc) CPUs ($(uname -r)); floor = the same generator straight into \`wc -l\`."
-echo "Generators: \`cat\` of a pre-generated file (the fastest writer), and a python3 loop writing line by line."
+echo "Medians of $RUNS runs on $(nproc) CPUs ($(uname -r)), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end."
+want relay && echo "Rows a-c: floor = the same generator straight into \`wc -l\`; \`cat\` of a pre-generated file (the fastest writer), and a python3 loop writing line by line."
+want start && echo "Rows d-f: floor = bench/floor.c, which posix_spawns the same \`sh -c '$SCALE_CMD'\` into their own process groups with one shared stdout."
 exit $failed

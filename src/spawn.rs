@@ -2,17 +2,27 @@
 //! from /dev/null (or the pty), stdout and stderr into pipes (or a pty), an explicit environment, and
 //! the signal state and file limit ganger itself was started with.
 //!
-//! This module forks and nothing else: it never waits (the reaper does).
+//! This module starts processes and nothing else: it never waits for one
+//! that started (the reaper does). How the child is made, and why that way,
+//! is in [`child`].
 
-use std::ffi::OsString;
+mod child;
+mod shell;
+
+pub use shell::shell_command;
+
+use std::collections::HashMap;
+use std::ffi::{CString, OsString, c_char, c_int};
 use std::io;
-use std::os::fd::{OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicI32;
 
 use nix::unistd::Pid;
 
+#[cfg(doc)]
 use crate::os;
 use crate::tty;
 
@@ -46,358 +56,280 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     crate::pipes::open()
 }
 
-/// Starts `command` through `/bin/sh -c`, its output going where `streams` says.
-///
-/// `register` is the keeper's pipe: the child writes its pid (its process
-/// group) there itself, before it runs anything, so that a ganger killed at
-/// any moment after the fork still has the group killed by the keeper.
-pub fn spawn(
-    command: &str,
-    env: &[(OsString, OsString)],
-    root: &Path,
-    streams: Streams,
-    register: Option<RawFd>,
-) -> io::Result<Spawned> {
-    let (stdout_read, stdout_write) = match streams {
-        Streams::Tty(size) => tty::open(size)?,
-        Streams::Shared | Streams::Split => pipe()?,
-    };
-    let (stderr_read, stderr_write) = if streams == Streams::Split {
-        let (r, w) = pipe()?;
-        (Some(r), w)
-    } else {
-        (None, stdout_write.try_clone()?)
-    };
-    let pty = match streams {
-        Streams::Tty(_) => Some(stdout_read.try_clone()?),
-        Streams::Shared | Streams::Split => None,
-    };
-    // On a pty, stdin is the pty too: `attach` and `start -i` type into it.
-    let stdin = match streams {
-        Streams::Tty(_) => Stdio::from(stdout_write.try_clone()?),
-        Streams::Shared | Streams::Split => Stdio::null(),
-    };
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(shell_command(command))
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .current_dir(root)
-        .stdin(stdin)
-        .stdout(Stdio::from(stdout_write))
-        .stderr(Stdio::from(stderr_write));
-    let session = pty.is_some();
-    let parent = std::process::id();
-    if !session {
-        cmd.process_group(0);
+/// The variables only one instance has; every other one is its type's.
+const PER_INSTANCE: [&str; 2] = ["PORT", "PS"];
+
+/// Starts the instances of one app. What they share is prepared once: the
+/// environment of each type as C strings (instances of a type differ only in
+/// `PORT` and `PS`; the inherited environment and the dotenv files do not
+/// change while ganger runs), the working directory, `/dev/null` for stdin,
+/// the signals the child resets, and the child's stack.
+pub struct Spawner {
+    /// Type name -> `K=V` of every variable but `PORT` and `PS`.
+    types: HashMap<String, Vec<CString>>,
+    /// Pointers into a type's variables and the instance's own, null-terminated;
+    /// kept to reuse its allocation.
+    envp: Vec<*const c_char>,
+    root: CString,
+    dev_null: OwnedFd,
+    /// Signals whose disposition in ganger is not the default.
+    defaults: Vec<c_int>,
+    parent: nix::libc::pid_t,
+    /// The child's stack, never initialised: the child writes what it uses.
+    stack: Box<[MaybeUninit<u8>]>,
+}
+
+impl Spawner {
+    /// A spawner for children that run in `root`. Make it once the signal
+    /// handlers are installed.
+    pub fn new(root: &Path) -> io::Result<Self> {
+        Ok(Spawner {
+            types: HashMap::new(),
+            envp: Vec::new(),
+            root: c_string(root.as_os_str().as_bytes().to_vec())?,
+            dev_null: OwnedFd::from(std::fs::File::open("/dev/null")?),
+            defaults: handled_signals(),
+            parent: nix::unistd::getpid().as_raw(),
+            stack: Box::new_uninit_slice(child::STACK_SIZE),
+        })
     }
-    // SAFETY: the closure only makes async-signal-safe calls on values captured
-    // before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            if session {
-                // A new session (and process group) with the pty as its terminal.
-                nix::libc::setsid();
-                if nix::libc::ioctl(1, nix::libc::TIOCSCTTY, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            os::restore_inherited_signals_in_child();
-            os::restore_nofile_limit();
-            os::set_parent_death_signal_in_child();
-            // ganger may have died before the death signal was armed.
-            if u32::try_from(nix::libc::getppid()).ok() != Some(parent) {
-                nix::libc::_exit(1);
-            }
-            if let Some(fd) = register {
-                let pid = nix::libc::getpid().to_ne_bytes();
-                // Four bytes to a pipe are written whole (PIPE_BUF) or not at all.
-                if nix::libc::write(fd, pid.as_ptr().cast(), pid.len()) != 4 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
+
+    /// Whether the environment of type `name` is known.
+    #[must_use]
+    pub fn knows(&self, name: &str) -> bool {
+        self.types.contains_key(name)
     }
-    let child = cmd.spawn()?;
-    // Dropping `cmd` closes our copies of the write ends.
-    drop(cmd);
-    let pid = Pid::from_raw(i32::try_from(child.id()).map_err(io::Error::other)?);
-    Ok(Spawned {
-        pid,
-        stdout: stdout_read,
-        stderr: stderr_read,
-        pty,
+
+    /// Takes `env`, the full environment of any instance of type `name`, as
+    /// that type's: its `PORT` and `PS` are dropped (each instance has its own).
+    pub fn learn(&mut self, name: &str, env: Vec<(OsString, OsString)>) -> io::Result<()> {
+        let vars = env
+            .into_iter()
+            .filter(|(k, _)| !PER_INSTANCE.iter().any(|own| k == own))
+            .map(|(k, v)| {
+                let mut entry = k.into_vec();
+                entry.push(b'=');
+                entry.extend_from_slice(v.as_bytes());
+                c_string(entry)
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        self.envp.reserve(vars.len() + PER_INSTANCE.len() + 1);
+        self.types.insert(name.to_string(), vars);
+        Ok(())
+    }
+
+    /// Starts `command` through `/bin/sh -c` with the environment of type
+    /// `name` (see [`Spawner::learn`]), `PORT=port` and `PS=ps`, its output
+    /// going where `streams` says.
+    ///
+    /// `register` is the keeper's pipe: the child writes its pid (its process
+    /// group) there itself, before it runs anything, so that a ganger killed at
+    /// any moment after the clone still has the group killed by the keeper.
+    pub fn spawn(
+        &mut self,
+        name: &str,
+        command: &str,
+        port: u16,
+        ps: &str,
+        streams: Streams,
+        register: Option<RawFd>,
+    ) -> io::Result<Spawned> {
+        let (stdout_read, stdout_write) = match streams {
+            Streams::Tty(size) => tty::open(size)?,
+            Streams::Shared | Streams::Split => pipe()?,
+        };
+        let (stderr_read, stderr_write) = if streams == Streams::Split {
+            let (r, w) = pipe()?;
+            (Some(r), Some(w))
+        } else {
+            (None, None)
+        };
+        let pty = match streams {
+            Streams::Tty(_) => Some(stdout_read.try_clone()?),
+            Streams::Shared | Streams::Split => None,
+        };
+        let command = c_string(shell_command(command).into_bytes())?;
+        let port = c_string(format!("PORT={port}").into_bytes())?;
+        let ps = c_string(format!("PS={ps}").into_bytes())?;
+        let Some(vars) = self.types.get(name) else {
+            return Err(io::Error::other(format!("no environment for {name}")));
+        };
+        self.envp.clear();
+        self.envp.extend(vars.iter().map(|v| v.as_ptr()));
+        self.envp
+            .extend([port.as_ptr(), ps.as_ptr(), std::ptr::null()]);
+        let stdout = stdout_write.as_raw_fd();
+        let plan = child::Plan {
+            argv: [
+                c"/bin/sh".as_ptr(),
+                c"-c".as_ptr(),
+                command.as_ptr(),
+                std::ptr::null(),
+            ],
+            envp: self.envp.as_ptr(),
+            root: &self.root,
+            stdio: [
+                // On a pty, stdin is the pty too: `attach` and `start -i` type into it.
+                if pty.is_some() {
+                    stdout
+                } else {
+                    self.dev_null.as_raw_fd()
+                },
+                stdout,
+                stderr_write.as_ref().map_or(stdout, AsRawFd::as_raw_fd),
+            ],
+            session: pty.is_some(),
+            register,
+            parent: self.parent,
+            defaults: &self.defaults,
+            error: AtomicI32::new(0),
+        };
+        let pid = child::start(&plan, &mut self.stack)?;
+        // Our copies of the write ends close here: the child has its own.
+        drop((stdout_write, stderr_write));
+        Ok(Spawned {
+            pid,
+            stdout: stdout_read,
+            stderr: stderr_read,
+            pty,
+        })
+    }
+}
+
+/// A C string, or an error naming what held a NUL byte.
+fn c_string(bytes: Vec<u8>) -> io::Result<CString> {
+    CString::new(bytes).map_err(|e| {
+        let text = String::from_utf8_lossy(&e.into_vec()).into_owned();
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("a NUL byte in {text:?}"),
+        )
     })
 }
 
-/// Command names `sh` resolves before looking for a program, so that `exec NAME`
-/// would run something else (`exec echo` runs /bin/echo, not the builtin) or
-/// nothing (`exec :` is "not found"): the reserved words and builtins of dash,
-/// POSIX sh, bash and busybox ash, whichever `/bin/sh` is. Sorted, for binary search.
-const SHELL_WORDS: &[&str] = &[
-    "!",
-    ".",
-    ":",
-    "[",
-    "[[",
-    "]]",
-    "alias",
-    "bg",
-    "bind",
-    "break",
-    "builtin",
-    "caller",
-    "case",
-    "cd",
-    "chdir",
-    "command",
-    "compgen",
-    "complete",
-    "compopt",
-    "continue",
-    "coproc",
-    "declare",
-    "dirs",
-    "disown",
-    "do",
-    "done",
-    "echo",
-    "elif",
-    "else",
-    "enable",
-    "esac",
-    "eval",
-    "exec",
-    "exit",
-    "export",
-    "false",
-    "fc",
-    "fg",
-    "fi",
-    "for",
-    "function",
-    "getopts",
-    "hash",
-    "help",
-    "history",
-    "if",
-    "in",
-    "jobs",
-    "kill",
-    "let",
-    "local",
-    "logout",
-    "mapfile",
-    "popd",
-    "printf",
-    "pushd",
-    "pwd",
-    "read",
-    "readarray",
-    "readonly",
-    "return",
-    "select",
-    "set",
-    "shift",
-    "shopt",
-    "source",
-    "suspend",
-    "test",
-    "then",
-    "time",
-    "times",
-    "trap",
-    "true",
-    "type",
-    "typeset",
-    "ulimit",
-    "umask",
-    "unalias",
-    "unset",
-    "until",
-    "wait",
-    "while",
-    "{",
-    "}",
-];
-
-/// Prefixes `exec ` when the command is one simple command that runs a program,
-/// so that the shell is replaced by it: one process fewer, and signals and the
-/// parent death signal reach the program itself (dash does not exec the last
-/// command of `sh -c` on its own). A line whose first word is a builtin, a
-/// reserved word, an assignment, a redirection or an expansion is left as it
-/// is: `exec` would change what it means.
-#[must_use]
-pub fn shell_command(command: &str) -> String {
-    if is_simple(command) && command_name(command).is_some_and(|name| runs_a_program(&name)) {
-        format!("exec {command}")
-    } else {
-        command.to_string()
-    }
-}
-
-/// Whether `sh` runs the command word `name` (quotes removed) as a program
-/// found on PATH or named by a path.
-fn runs_a_program(name: &str) -> bool {
-    // A name with a slash is a path: never a builtin or a function.
-    name.contains('/') || SHELL_WORDS.binary_search(&name).is_err()
-}
-
-/// The first word of `command` with its quotes removed, when it is a plain
-/// literal word: `None` when it is empty, holds an unquoted expansion, glob,
-/// assignment or brace, or is followed by a redirection (`2>log cmd`), since
-/// what runs is then only known to the shell.
-fn command_name(command: &str) -> Option<String> {
-    let mut name = String::new();
-    let mut chars = command.trim_start_matches([' ', '\t']).chars();
-    while let Some(c) = chars.next() {
-        match c {
-            ' ' | '\t' => break,
-            '\\' => match chars.next()? {
-                // A line continuation joins the word's halves.
-                '\n' => {}
-                c => name.push(c),
-            },
-            '\'' => loop {
-                match chars.next()? {
-                    '\'' => break,
-                    c => name.push(c),
-                }
-            },
-            '"' => {
-                loop {
-                    match chars.next()? {
-                        '"' => break,
-                        '$' | '`' => return None,
-                        '\\' => match chars.next()? {
-                            // The only characters a backslash escapes inside "".
-                            c @ ('$' | '`' | '"' | '\\') => name.push(c),
-                            '\n' => {}
-                            c => {
-                                name.push('\\');
-                                name.push(c);
-                            }
-                        },
-                        c => name.push(c),
-                    }
-                }
-            }
-            '$' | '`' | '<' | '>' | '=' | '*' | '?' | '[' | ']' | '{' | '}' | '~' | '!' => {
-                return None;
-            }
-            c => name.push(c),
-        }
-    }
-    (!name.is_empty()).then_some(name)
-}
-
-/// Whether `command` has no unquoted control operator, subshell or comment:
-/// a single simple command, possibly with quoted arguments and redirections.
-fn is_simple(command: &str) -> bool {
-    #[derive(PartialEq)]
-    enum Quote {
-        None,
-        Single,
-        Double,
-    }
-    let mut quote = Quote::None;
-    let mut chars = command.chars();
-    while let Some(c) = chars.next() {
-        match (&quote, c) {
-            (Quote::None | Quote::Double, '\\') => {
-                chars.next();
-            }
-            (Quote::None, '\'') => quote = Quote::Single,
-            (Quote::None, '"') => quote = Quote::Double,
-            (Quote::None, ';' | '&' | '|' | '(' | ')' | '`' | '#' | '\n' | '\r')
-            | (Quote::Double, '`') => return false,
-            (Quote::Single, '\'') | (Quote::Double, '"') => quote = Quote::None,
-            _ => {}
-        }
-    }
-    quote == Quote::None
+/// The signals ganger has a handler for or ignores: each is set to its
+/// default in the child before anything else can happen there, and those
+/// ganger was started with ignored are ignored again afterwards
+/// ([`os::restore_inherited_signals_in_child`]). Read once, after the handlers
+/// are installed; the internal signals glibc refuses to show are left out.
+fn handled_signals() -> Vec<c_int> {
+    (1..=64)
+        .filter(|&sig| {
+            let mut old = std::mem::MaybeUninit::<nix::libc::sigaction>::uninit();
+            // SAFETY: only reads the disposition into `old`.
+            let read = unsafe { nix::libc::sigaction(sig, std::ptr::null(), old.as_mut_ptr()) };
+            // SAFETY: filled in when sigaction succeeded.
+            read == 0 && unsafe { old.assume_init() }.sa_sigaction != nix::libc::SIG_DFL
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{SHELL_WORDS, shell_command};
+    use std::io::Read;
+    use std::os::fd::AsFd;
 
-    #[test]
-    fn exec_only_for_simple_commands() {
-        assert_eq!(
-            shell_command("python3 -m http.server $PORT"),
-            "exec python3 -m http.server $PORT"
-        );
-        for cmd in [
-            "a; b",
-            "a && b",
-            "a | b",
-            "FOO=1 cmd",
-            "cd dir && x",
-            "sleep 1 &",
-            "echo $(date)",
-            "exec x",
-            "trap 'x' TERM",
-            "while true; do x; done",
-            "a 'quoted' ; b",
-            "echo 'unterminated",
-            "a # comment",
-            "(a)",
-        ] {
-            assert_eq!(shell_command(cmd), cmd);
-        }
+    use nix::sys::wait::{WaitStatus, waitpid};
+
+    use super::*;
+
+    /// Waits for the child, then reads all it wrote (the pipe is non-blocking).
+    fn finish(spawned: Spawned) -> (WaitStatus, String) {
+        let status = waitpid(spawned.pid, None).expect("waitpid");
+        let mut out = String::new();
+        std::fs::File::from(spawned.stdout)
+            .read_to_string(&mut out)
+            .expect("read");
+        (status, out)
     }
 
     #[test]
-    fn exec_only_when_the_first_word_is_a_program() {
-        for cmd in [
-            "bundle exec puma",
-            "./bin/server --port 80",
-            "/bin/echo 'a\\tb'",
-            "'python3' x.py",
-            "\"node\" server.js",
-            "server >log 2>err",
-            "ls\\\nx",
-        ] {
-            assert_eq!(shell_command(cmd), format!("exec {cmd}"), "{cmd}");
-        }
-        for cmd in [
-            ":",
-            "echo 'a\\tb'",
-            "'echo' x",
-            "\"printf\" '%s' x",
-            "e\\cho x",
-            "ec\\\nho x",
-            "times",
-            "type ls",
-            "jobs",
-            "[ -f x ]",
-            "test -f x",
-            "read line",
-            "kill -0 1",
-            "ulimit -n",
-            "umask",
-            "command -v ls",
-            "FOO=bar",
-            "$SERVER --port 80",
-            "\"$SERVER\" x",
-            "`which ls`",
-            "2>err server",
-            ">out server",
-            "server>out",
-            "*.sh",
-            "~/bin/server",
-            "{ server; }",
-            "! server",
-            "''",
-        ] {
-            assert_eq!(shell_command(cmd), cmd, "{cmd}");
-        }
+    fn the_child_gets_the_shared_environment_its_own_port_and_ps_and_its_own_group() {
+        let env = vec![
+            ("GANGER_T_SHARED".into(), "s".into()),
+            ("PORT".into(), "1".into()),
+            ("PS".into(), "other".into()),
+        ];
+        let mut starter = Spawner::new(Path::new("/")).expect("spawner");
+        starter.learn("web", env).expect("env");
+        let script = "echo $GANGER_T_SHARED $PORT $PS $(pwd); cut -d' ' -f5 /proc/$$/stat; echo $$; \
+                      env | grep -c '^PORT='; echo err >&2; read x; echo read=$?";
+        let spawned = starter
+            .spawn("web", script, 5000, "web.1", Streams::Shared, None)
+            .expect("spawn");
+        let pid = spawned.pid;
+        let (status, out) = finish(spawned);
+        assert_eq!(status, WaitStatus::Exited(pid, 0));
+        let lines: Vec<&str> = out.lines().map(str::trim).collect();
+        assert_eq!(lines[0], "s 5000 web.1 /");
+        assert_eq!(lines[1], lines[2], "the shell leads its own group");
+        assert_eq!(lines[3..], ["1", "err", "read=1"]);
     }
 
     #[test]
-    fn shell_words_are_sorted_for_binary_search() {
-        assert!(SHELL_WORDS.windows(2).all(|w| w[0] < w[1]));
+    fn the_child_registers_its_group_before_it_runs() {
+        let (read, write) = nix::unistd::pipe().expect("pipe");
+        let mut starter = Spawner::new(Path::new("/")).expect("spawner");
+        starter.learn("w", Vec::new()).expect("env");
+        let register = Some(write.as_fd().as_raw_fd());
+        let spawned = starter
+            .spawn("w", "exit 3", 5000, "w.1", Streams::Split, register)
+            .expect("spawn");
+        let pid = spawned.pid;
+        assert!(spawned.stderr.is_some());
+        let (status, _) = finish(spawned);
+        assert_eq!(status, WaitStatus::Exited(pid, 3));
+        let mut word = [0u8; 4];
+        std::fs::File::from(read)
+            .read_exact(&mut word)
+            .expect("registered");
+        assert_eq!(i32::from_ne_bytes(word), pid.as_raw());
+    }
+
+    #[test]
+    fn a_step_that_fails_in_the_child_is_the_spawn_error() {
+        let (read, write) = nix::unistd::pipe().expect("pipe");
+        let mut starter = Spawner::new(Path::new("/nonexistent/ganger")).expect("spawner");
+        starter.learn("w", Vec::new()).expect("env");
+        let error = starter
+            .spawn(
+                "w",
+                "true",
+                5000,
+                "w.1",
+                Streams::Shared,
+                Some(write.as_raw_fd()),
+            )
+            .expect_err("no such directory");
+        assert_eq!(error.kind(), io::ErrorKind::NotFound);
+        // It failed before registering: the keeper has nothing to forget.
+        drop(write);
+        let mut rest = Vec::new();
+        std::fs::File::from(read)
+            .read_to_end(&mut rest)
+            .expect("read");
+        assert!(rest.is_empty(), "{rest:?}");
+    }
+
+    #[test]
+    fn a_nul_byte_is_an_error_not_a_truncation() {
+        let mut starter = Spawner::new(Path::new("/")).expect("spawner");
+        let env = vec![("A".into(), "x\0y".into())];
+        assert!(starter.learn("w", env).is_err());
+        starter.learn("w", Vec::new()).expect("env");
+        let error = starter
+            .spawn("w", "echo a\0b", 5000, "w.1", Streams::Shared, None)
+            .expect_err("nul");
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn an_unknown_type_is_an_error() {
+        let mut starter = Spawner::new(Path::new("/")).expect("spawner");
+        assert!(!starter.knows("w"));
+        let error = starter
+            .spawn("w", "true", 5000, "w.1", Streams::Shared, None)
+            .expect_err("unknown type");
+        assert_eq!(error.kind(), io::ErrorKind::Other);
     }
 }

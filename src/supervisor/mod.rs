@@ -19,7 +19,7 @@ mod taps;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -46,7 +46,7 @@ use crate::proctree::{self, Descendant};
 use crate::reaper;
 use crate::relay::{self, LogWatch};
 use crate::signals::{SignalEvent, Signals};
-use crate::spawn::{self, Streams};
+use crate::spawn::{Spawner, Streams};
 use crate::taps::Registry;
 use crate::tty;
 
@@ -209,6 +209,7 @@ pub fn start(app: &App, options: &Options) -> Result<i32> {
             queue: VecDeque::new(),
             probes,
             taps,
+            spawner: None,
         };
         if let Err(why) = &server {
             edge.say(why);
@@ -253,6 +254,8 @@ struct Edge<'a> {
     probes: Probes,
     /// What `logs` and `attach` see of each instance.
     taps: Arc<Registry>,
+    /// Made at the first spawn.
+    spawner: Option<Spawner>,
 }
 
 impl Edge<'_> {
@@ -271,6 +274,9 @@ impl Edge<'_> {
 
     /// Carries out `effects`; spawns are queued, in order.
     fn apply(&mut self, effects: Vec<Effect>) {
+        // One walk of /proc serves every SignalStrays of a batch (a stop asks
+        // for TERM, then CONT): with a thousand instances a walk costs ~20 ms.
+        let mut strays: Option<Vec<Descendant>> = None;
         for effect in effects {
             match effect {
                 Effect::Spawn(index) => self.queue.push_back(index),
@@ -279,7 +285,10 @@ impl Edge<'_> {
                     // `pid` still leads its group.
                     let _ = killpg(pid, sig);
                 }
-                Effect::SignalStrays(sig) => self.signal_strays(sig),
+                Effect::SignalStrays(sig) => {
+                    let found = strays.get_or_insert_with(|| self.descendants());
+                    self.signal_strays(found, sig);
+                }
                 Effect::ClearGroup { pgid, sig, last } => self.clear_group(pgid, sig, last),
                 Effect::Say(text) => self.say(&text),
                 Effect::Probe(index) => self.probe(index),
@@ -322,7 +331,22 @@ impl Edge<'_> {
         let ps = spec.ps();
         // `scale` may bring a longer name (web.10): the column widens for all.
         self.style.fit(&ps);
-        let env = self.child_env(index);
+        if self
+            .spawner
+            .as_ref()
+            .is_none_or(|spawner| !spawner.knows(&spec.name))
+        {
+            // Instances of one type share their environment but for PORT and
+            // PS: it is built once, from the first one's.
+            let env = self.child_env(index);
+            if self.spawner.is_none() {
+                self.spawner = Some(Spawner::new(&self.app.root).map_err(|e| e.to_string())?);
+            }
+            let name = &self.core.instance(index).spec.name;
+            (self.spawner.as_mut().ok_or("no spawner")?)
+                .learn(name, env)
+                .map_err(|e| e.to_string())?;
+        }
         let spec = &self.core.instance(index).spec;
         let streams = if self.tty.contains(&spec.name) {
             // Measured at each start: the terminal or the name column may have changed.
@@ -333,7 +357,8 @@ impl Edge<'_> {
             Streams::Shared
         };
         let register = self.keeper.as_ref().map(Keeper::register_fd);
-        let spawned = spawn::spawn(&spec.command, &env, &self.app.root, streams, register)
+        let spawned = (self.spawner.as_mut().ok_or("no spawner")?)
+            .spawn(&spec.name, &spec.command, spec.port, &ps, streams, register)
             .map_err(|e| e.to_string())?;
         let position = spec.position;
         let run = self.core.instance(index).run + 1;
@@ -390,15 +415,13 @@ impl Edge<'_> {
         proctree::descendants(self.keeper.as_ref().map(Keeper::pid))
     }
 
-    /// Signals every descendant outside the groups of living instances (those
+    /// Signals those of `descendants` outside the groups of living instances (those
     /// that called setsid or changed group); names them when it kills them.
-    fn signal_strays(&mut self, sig: Signal) {
-        let live = self.core.live_groups();
+    fn signal_strays(&mut self, descendants: &[Descendant], sig: Signal) {
+        let live: HashSet<Pid> = self.core.live_groups().into_iter().collect();
         let mut killed = Vec::new();
-        for stray in self.descendants() {
-            if !live.contains(&stray.pgid)
-                && proctree::signal(&stray, sig)
-                && sig == Signal::SIGKILL
+        for stray in descendants {
+            if !live.contains(&stray.pgid) && proctree::signal(stray, sig) && sig == Signal::SIGKILL
             {
                 killed.push(format!("{} ({})", stray.pid, stray.name));
             }
