@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use clap::builder::{BoolishValueParser, TypedValueParser};
 use clap::error::ErrorKind;
-use clap::parser::ValueSource;
-use clap::{ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+mod output_flags;
 
 pub use crate::output::{ColorChoice, LogFormat};
+pub use output_flags::OutputArgs;
 
 /// Run a Procfile-based application: start its processes, relay their output,
 /// and stop them all cleanly.
@@ -423,102 +425,6 @@ pub struct StartArgs {
     pub no_release: bool,
 }
 
-/// How the merged output stream looks: what the flags below resolve to.
-#[derive(Debug, Clone)]
-pub struct OutputArgs {
-    pub no_timestamp: bool,
-    pub color: ColorChoice,
-    pub log_format: LogFormat,
-}
-
-/// The output flags as given, foreman's spellings included. Of the flags that
-/// say the same thing, the last one on the command line wins, and any of them
-/// wins over the `GANGER_*` variable.
-#[derive(Debug, Clone, Args)]
-#[expect(
-    clippy::struct_excessive_bools,
-    reason = "each is a flag on the command line"
-)]
-struct OutputFlags {
-    /// Drop the HH:MM:SS column
-    #[arg(long, env = "GANGER_NO_TIMESTAMP", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
-    no_timestamp: bool,
-
-    /// Keep the HH:MM:SS column (the default; overrides GANGER_NO_TIMESTAMP)
-    #[expect(clippy::doc_markdown, reason = "the doc comment is --help text")]
-    #[arg(long)]
-    timestamp: bool,
-
-    /// Color the prefixes: auto = only on a terminal with NO_COLOR unset (FORCE_COLOR forces it); --color alone = always
-    #[expect(clippy::doc_markdown, reason = "the doc comment is --help text")]
-    #[arg(long, env = "GANGER_COLOR", value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN", num_args = 0..=1, default_missing_value = "always")]
-    color: ColorChoice,
-
-    /// Color the prefixes (foreman's -c: --color=always)
-    #[arg(short = 'c')]
-    color_always: bool,
-
-    /// Do not color the prefixes (--color=never)
-    #[arg(long)]
-    no_color: bool,
-
-    /// text: `HH:MM:SS web.1 | line`; json: one JSON object per line
-    #[arg(long, env = "GANGER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
-    log_format: LogFormat,
-}
-
-/// Of the flags `ids`, the one given last on the command line, if any.
-fn last_given<'a>(matches: &ArgMatches, ids: &[&'a str]) -> Option<&'a str> {
-    ids.iter()
-        .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
-        .filter_map(|id| Some((matches.indices_of(id)?.max()?, *id)))
-        .max()
-        .map(|(_, id)| id)
-}
-
-impl OutputArgs {
-    fn resolve(flags: &OutputFlags, matches: &ArgMatches) -> Self {
-        let no_timestamp = match last_given(matches, &["timestamp", "no_timestamp"]) {
-            Some("timestamp") => false,
-            _ => flags.no_timestamp,
-        };
-        let color = match last_given(matches, &["color", "color_always", "no_color"]) {
-            Some("color_always") => ColorChoice::Always,
-            Some("no_color") => ColorChoice::Never,
-            _ => flags.color,
-        };
-        OutputArgs {
-            no_timestamp,
-            color,
-            log_format: flags.log_format,
-        }
-    }
-}
-
-impl FromArgMatches for OutputArgs {
-    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
-        Ok(Self::resolve(
-            &OutputFlags::from_arg_matches(matches)?,
-            matches,
-        ))
-    }
-
-    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
-        *self = Self::from_arg_matches(matches)?;
-        Ok(())
-    }
-}
-
-impl Args for OutputArgs {
-    fn augment_args(cmd: clap::Command) -> clap::Command {
-        OutputFlags::augment_args(cmd)
-    }
-
-    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
-        OutputFlags::augment_args_for_update(cmd)
-    }
-}
-
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// The command and its arguments, or the name of a Procfile entry
@@ -571,51 +477,4 @@ fn parse_timeout(value: &str) -> Result<Duration, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_well_formed() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn timeouts() {
-        assert_eq!(parse_timeout("2.5"), Ok(Duration::from_millis(2500)));
-        assert_eq!(parse_timeout("0"), Ok(Duration::ZERO));
-        assert!(parse_timeout("-1").is_err());
-        assert!(parse_timeout("inf").is_err());
-        assert!(parse_timeout("NaN").is_err());
-        assert!(parse_timeout("soon").is_err());
-        assert!(parse_timeout("1e19").is_err());
-        assert_eq!(parse_timeout("86400"), Ok(MAX_TIMEOUT));
-        assert!(parse_timeout("86400.5").is_err());
-    }
-
-    #[test]
-    fn after_logs_dash_f_follows() {
-        let args = |list: &[&str]| list.iter().map(OsString::from).collect::<Vec<_>>();
-        let parse = |list: &[&str]| Cli::try_parse_from(logs_follow_flag(args(list)));
-        let cli = parse(&["ganger", "-f", "P", "logs", "web", "-f", "-n", "0"]).expect("parse");
-        assert_eq!(cli.app.procfile, Some(PathBuf::from("P")));
-        let Command::Logs(logs) = cli.command else {
-            panic!("not logs")
-        };
-        assert!(logs.follow);
-        assert_eq!((logs.targets, logs.lines), (vec!["web".to_string()], 0));
-        let unchanged = args(&["ganger", "start", "-f", "logs"]);
-        assert_eq!(logs_follow_flag(unchanged.clone()), unchanged);
-    }
-
-    #[test]
-    fn run_takes_everything_after_the_command() {
-        let cli = Cli::try_parse_from(["ganger", "-f", "P", "run", "ls", "-f", "-la", "--", "x"])
-            .expect("parse");
-        assert_eq!(cli.app.procfile, Some(PathBuf::from("P")));
-        let Command::Run(run) = cli.command else {
-            panic!("not run")
-        };
-        assert_eq!(run.command, ["ls", "-f", "-la", "--", "x"]);
-    }
-}
+mod tests;
