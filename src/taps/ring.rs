@@ -8,7 +8,7 @@
 //! buffers kept stay near the bytes they hold. Both the lines and the bytes
 //! are capped; whole chunks go first, oldest first, and [`Ring::tail`] never
 //! gives more than the line cap. A line is never longer than the relay's piece
-//! ([`crate::relay::MAX_PIECE`]) plus its prefix, so a 3 MB line is kept as
+//! (the relay's `MAX_PIECE`) plus its prefix, so a 3 MB line is kept as
 //! the pieces that fit.
 
 use std::collections::VecDeque;
