@@ -139,14 +139,12 @@ mod tests {
     }
 
     #[test]
-    fn a_bound_listener_is_seen_until_dropped() {
+    fn a_live_listener_is_seen() {
+        // (That a closed one is not seen is left to the parsed tables above:
+        // after a drop, any other process may listen on the same port.)
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("local address").port();
         assert!(listening(port));
-        drop(listener);
-        // Closing a listening socket removes it from the table at once (no
-        // TIME_WAIT for a socket that never had a connection).
-        assert!(!listening(port));
     }
 
     #[test]
