@@ -33,6 +33,7 @@ pub struct Descendant {
 
 /// What `/proc/PID/stat` says of a process.
 struct Stat {
+    parent: i32,
     group: i32,
     /// Clock ticks since boot.
     start: u64,
@@ -45,15 +46,22 @@ struct Stat {
 }
 
 fn stat(pid: i32) -> Option<Stat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The name is in parentheses and may itself hold spaces and parentheses.
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let name = text.get(open + 1..close)?.to_string();
-    let fields: Vec<&str> = text.get(close + 1..)?.split_ascii_whitespace().collect();
+    parse_stat(&std::fs::read(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// The text of `/proc/PID/stat`: `pid (comm) state ppid pgrp ...`. The name
+/// may hold spaces, parentheses and bytes that are not UTF-8, so the fields
+/// are counted from its last `)`.
+fn parse_stat(text: &[u8]) -> Option<Stat> {
+    let open = text.iter().position(|&b| b == b'(')?;
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let name = String::from_utf8_lossy(text.get(open + 1..close)?).into_owned();
+    let rest = std::str::from_utf8(text.get(close + 1..)?).ok()?;
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
     // After the name: state(0) ppid(1) pgrp(2) ... num_threads(17) starttime(19).
     let state = *fields.first()?;
     Some(Stat {
+        parent: fields.get(1)?.parse().ok()?,
         group: fields.get(2)?.parse().ok()?,
         start: fields.get(19)?.parse().ok()?,
         name,
@@ -61,6 +69,12 @@ fn stat(pid: i32) -> Option<Stat> {
         zombie: state == "Z",
         threads: fields.get(17)?.parse().ok()?,
     })
+}
+
+/// The parent of process `pid`, if it is still there.
+#[must_use]
+pub fn parent(pid: i32) -> Option<i32> {
+    stat(pid).map(|s| s.parent)
 }
 
 /// The children of every thread of `pid`, which has `threads` threads: a
@@ -151,6 +165,46 @@ pub fn is_stopped(pid: Pid) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A whole stat line for `name` with parent `ppid`, as the kernel writes it.
+    fn line(name: &[u8], ppid: &str) -> Vec<u8> {
+        let mut text = b"42 (".to_vec();
+        text.extend_from_slice(name);
+        text.extend_from_slice(b") S ");
+        text.extend_from_slice(ppid.as_bytes());
+        text.extend_from_slice(b" 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0");
+        text
+    }
+
+    #[test]
+    fn the_fields_follow_the_last_parenthesis() {
+        for (name, parent) in [
+            (&b"sh"[..], 7),
+            (b"a) b (c", 9),
+            (b")", 3),
+            (b"\xff\xfe ", 5),
+            (b"init", 0),
+        ] {
+            let stat = parse_stat(&line(name, &parent.to_string())).expect("parses");
+            assert_eq!((stat.parent, stat.group, stat.start), (parent, 42, 777));
+        }
+    }
+
+    #[test]
+    fn malformed_stat_is_nothing() {
+        for text in [
+            &b""[..],
+            b"42 sh S 7",
+            b"42 (sh)",
+            b"42 (sh) S",
+            b"42 (sh) S x",
+            b"42 (sh) S 99999999999",
+            b"42 (sh) S \xff",
+        ] {
+            assert!(parse_stat(text).is_none(), "{text:?}");
+        }
+        assert!(parse_stat(&line(b"sh", "x")).is_none());
+    }
 
     #[test]
     fn reads_its_own_stat() {

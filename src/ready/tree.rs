@@ -24,26 +24,12 @@ pub fn in_tree(pid: i32, root: i32) -> bool {
         if current == root {
             return true;
         }
-        match std::fs::read(format!("/proc/{current}/stat"))
-            .ok()
-            .and_then(|s| parent_in(&s))
-        {
+        match crate::proctree::parent(current) {
             Some(parent) if parent > 0 => current = parent,
             _ => return false,
         }
     }
     false
-}
-
-/// The parent pid in the text of `/proc/PID/stat`: `pid (comm) state ppid ...`.
-/// The command name may hold spaces, parentheses and any bytes, so the fields
-/// are counted from its last `)`.
-fn parent_in(stat: &[u8]) -> Option<i32> {
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
-    let mut fields = rest.split_ascii_whitespace();
-    let _state = fields.next()?;
-    fields.next()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -55,30 +41,6 @@ mod tests {
 
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
-
-    #[test]
-    fn the_parent_follows_the_last_parenthesis() {
-        assert_eq!(parent_in(b"42 (sh) S 7 42 42 0 -1"), Some(7));
-        assert_eq!(parent_in(b"42 (a) b (c) R 9 1 1"), Some(9));
-        assert_eq!(parent_in(b"42 ()) S 3 1"), Some(3));
-        assert_eq!(parent_in(b"42 (\xff\xfe ) S 5 1"), Some(5));
-        assert_eq!(parent_in(b"1 (init) S 0 1 1"), Some(0));
-    }
-
-    #[test]
-    fn malformed_stat_has_no_parent() {
-        for stat in [
-            &b""[..],
-            b"42 sh S 7",
-            b"42 (sh)",
-            b"42 (sh) S",
-            b"42 (sh) S x",
-            b"42 (sh) S 99999999999",
-            b"42 (sh) S \xff",
-        ] {
-            assert_eq!(parent_in(stat), None, "{stat:?}");
-        }
-    }
 
     #[test]
     fn descendants_are_in_the_tree_and_ancestors_are_not() {
