@@ -132,6 +132,31 @@ pub fn descendants(skip: Option<Pid>) -> Vec<Descendant> {
     found
 }
 
+/// Every process in process group `pgid`, ganger's descendant or not (a
+/// member whose parent exited was reparented to init). While a group has a
+/// member its number cannot be given to a new process, so a process found
+/// with this group id is a member of that very group.
+#[must_use]
+pub fn members(pgid: Pid) -> Vec<Descendant> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let stat = stat(pid)?;
+            (stat.group == pgid.as_raw() && !stat.zombie).then(|| Descendant {
+                pid: Pid::from_raw(pid),
+                pgid,
+                start: stat.start,
+                name: stat.name,
+                stopped: stat.stopped,
+            })
+        })
+        .collect()
+}
+
 /// Opens a pidfd on `d` if it is still the process that was found.
 fn pin(d: &Descendant) -> Option<OwnedFd> {
     let pid = rustix::process::Pid::from_raw(d.pid.as_raw())?;

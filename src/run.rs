@@ -34,6 +34,7 @@ use crate::config::App;
 use crate::env::AppEnv;
 use crate::error::{Error, Result};
 use crate::os;
+use crate::proctree;
 use crate::reaper;
 
 /// Where the child runs and where signals to ganger go.
@@ -160,6 +161,9 @@ pub fn run(
             // Every child, not just ours: as a container's PID 1, orphans are
             // reparented to ganger and must be reaped too.
             if let Some((_, exit)) = reaper::reap().into_iter().find(|(p, _)| *p == pid) {
+                if let Mode::Group { .. } = mode {
+                    end_group(pid);
+                }
                 return Ok(exit.status());
             }
             continue;
@@ -170,6 +174,17 @@ pub fn run(
         format!("stopped waiting for {shown}"),
         io::Error::from(io::ErrorKind::UnexpectedEof),
     ))
+}
+
+/// The child led its own group and has exited: what it left there (a
+/// background job, a daemon it started) gets SIGTERM, as under dumb-init, so
+/// that nothing of the command outlives it. The leader is reaped, so the
+/// members are found in /proc and signalled through pidfds, never by the
+/// group's number.
+fn end_group(leader: Pid) {
+    for member in proctree::members(leader) {
+        let _ = proctree::signal(&member, Signal::SIGTERM);
+    }
 }
 
 /// Passes one signal ganger received on to the child, as `mode` says.

@@ -136,6 +136,17 @@ fn without_a_terminal_sigterm_reaches_the_whole_process_group() {
     wait_all_dead(&pids, Duration::from_secs(5));
 }
 
+/// Without a terminal, what the command leaves in its group when it exits (a
+/// background job) gets SIGTERM, as under dumb-init: nothing of it lives on.
+#[test]
+fn without_a_terminal_what_the_command_leaves_behind_is_stopped() {
+    let app = App::new();
+    let run = app.run(&["run", "sh", "-c", "sleep 300 & echo $! > bg; exit 3"]);
+    run.assert_code(3);
+    let bg: i32 = app.read("bg").trim().parse().expect("pid");
+    wait_all_dead(&[bg], Duration::from_secs(10));
+}
+
 /// As PID 1 (`ENTRYPOINT ["ganger", "run", ...]`), SIGTERM stops a pipeline at
 /// once: the shell's trap runs only when its pipeline ends, which it does only
 /// because every member got the signal too.
