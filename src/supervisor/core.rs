@@ -287,7 +287,7 @@ impl Core {
         }
         if self.phase == Phase::Running {
             if probe.is_none() {
-                self.release_waiting(now);
+                self.release_waiting();
             }
         } else {
             // A stop that began while this spawn was under way reaches it too.
@@ -420,7 +420,7 @@ impl Core {
         self.hold_exit_note(index, text, pid, now);
         if running && on_exit == OnExit::StopAll {
             self.begin_stop(now, true);
-        } else if running && self.release_waiting(now) {
+        } else if running && self.release_waiting() {
             // Something that waited for this exit has started.
         } else if running && self.all_exited() {
             // Every instance was allowed to exit, and has: nothing to stop but

@@ -109,15 +109,10 @@ fn order(app: &App, plan: &[formation::Instance], release: bool) -> Order {
             let timeout = settings.ready_timeout.unwrap_or(READY_TIMEOUT);
             order
                 .probed
-                .insert(name.clone(), (probe_name(&settings.ready), timeout));
+                .insert(name.clone(), (settings.ready.describe(), timeout));
         }
     }
     order
-}
-
-/// How a probe is named in messages: `port`, `notify`, `log /^ready/`.
-fn probe_name(ready: &Readiness) -> String {
-    ready.describe()
 }
 
 /// Starts the app and supervises it until it stops; returns the exit status.

@@ -43,7 +43,7 @@ impl Core {
 
     /// Spawns every waiting instance that no longer has to wait; returns
     /// whether any was.
-    pub(super) fn release_waiting(&mut self, _now: Instant) -> bool {
+    pub(super) fn release_waiting(&mut self) -> bool {
         if self.phase != Phase::Running {
             return false;
         }
@@ -78,7 +78,7 @@ impl Core {
         let text = format!("{} ready in {took:.2}s{how}", instance.ps());
         self.effects.push(Effect::EndProbe(index));
         self.say(text);
-        self.release_waiting(now);
+        self.release_waiting();
     }
 
     /// An instance not ready by its deadline stops the app with status 1.

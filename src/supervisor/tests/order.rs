@@ -132,16 +132,21 @@ fn not_ready_in_time_stops_the_app_with_1() {
     assert!(matches!(b.core.phase(), Phase::Stopping { .. }));
 }
 
-#[test]
-fn stop_runs_in_reverse_order_within_one_deadline() {
-    let mut b = bench_with(
+/// release, web and worker running, worker started after web.
+fn worker_after_web() -> Bench {
+    bench_with(
         APP,
         "all=1",
         &[],
         &[],
         order(false, &[("worker", &["web"])], &[]),
         &[],
-    );
+    )
+}
+
+#[test]
+fn stop_runs_in_reverse_order_within_one_deadline() {
+    let mut b = worker_after_web();
     let (release, web, worker) = (b.pid(0), b.pid(1), b.pid(2));
     let effects = b.event(Event::Stop(Signal::SIGTERM));
     let first: Vec<_> = signalled(&effects).into_iter().map(|(p, _)| p).collect();
@@ -150,14 +155,7 @@ fn stop_runs_in_reverse_order_within_one_deadline() {
     let effects = b.exit(2, Exit::Signal(15));
     assert!(signalled(&effects).contains(&(web, Signal::SIGTERM)));
     // A dependent that will not exit: everything is killed at the one deadline.
-    let mut b = bench_with(
-        APP,
-        "all=1",
-        &[],
-        &[],
-        order(false, &[("worker", &["web"])], &[]),
-        &[],
-    );
+    let mut b = worker_after_web();
     let (web, worker) = (b.pid(1), b.pid(2));
     b.event(Event::Stop(Signal::SIGTERM));
     let effects = b.advance(TIMEOUT);
